@@ -1,0 +1,170 @@
+// The SMTP server session of the ringmail listener (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+// ENHANCEDSTATUSCODES, SMTPUTF8): takes the bytes a client sent, returns the replies and decisions
+// (send, commit a message, close). It knows no sockets, timers, threads or spool: the engine feeds
+// it input and events and carries out its Actions. What it answers to bad input is listed in
+// docs/smtp-listener.md.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/net.h"
+#include "engine/smtp/data_decoder.h"
+
+namespace ringmail::smtp {
+
+struct ServerLimits {
+  size_t max_command_line = 512;          // bytes including CRLF (RFC 5321 §4.5.3.1.4)
+  size_t max_text_line = 1000;            // bytes including CRLF, in DATA
+  size_t max_recipients = 1000;           // per transaction; beyond: 452 4.5.3
+  uint64_t max_message_size = 36700160;   // bytes of message data after dot-unstuffing (35 MiB); SIZE advertised
+  unsigned max_errors = 20;               // bad commands before 421 and close (as Postfix smtpd_hard_error_limit); 0 = no limit
+  std::chrono::seconds command_timeout{300};   // waiting for a command (RFC 5321 §4.5.3.2.7: 5 min)
+  std::chrono::seconds data_block_timeout{180};// waiting for the next DATA bytes (§4.5.3.2.6 client side 3 min; use 3 min)
+};
+
+struct ServerConfig {
+  std::string hostname;                   // our name in the greeting, EHLO reply and Received:
+  ServerLimits limits;
+};
+
+struct PeerInfo {
+  SocketAddress remote;                   // the client's address
+  bool relay_allowed = false;             // remote is in --relay-networks (decided by the engine)
+};
+
+struct Envelope {
+  std::string helo;                       // name given in EHLO/HELO
+  bool esmtp = false;                     // EHLO (true) or HELO
+  std::string mail_from;                  // reverse-path without <>; empty = null sender
+  std::vector<std::string> rcpt_to;       // forward-paths without <>, in order accepted
+  bool body_8bitmime = false;             // BODY=8BITMIME given
+  bool smtputf8 = false;                  // SMTPUTF8 given
+  uint64_t declared_size = 0;             // SIZE= value, 0 if absent
+};
+
+// Supplied by the engine; called by the session.
+class ServerHooks {
+ public:
+  virtual ~ServerHooks() = default;
+  // A new queue ID for the transaction that just started (called once per accepted MAIL).
+  virtual std::string new_queue_id() = 0;
+  // Wall-clock time for the Received: header date.
+  virtual WallTime now() = 0;
+};
+
+enum class Action {
+  kNeedInput,   // send `out` (if non-empty), then feed more input when it arrives
+  kCommit,      // a message is complete: commit envelope()+message() durably, then call on_commit()
+  kClose,       // send `out`, then close the connection (after QUIT's 221, a 421, or too many errors)
+};
+
+class ServerSession {
+ public:
+  // config and hooks must outlive the session; peer is copied.
+  ServerSession(const ServerConfig& config, const PeerInfo& peer, ServerHooks& hooks);
+  // Appends the 220 greeting to out.
+  void start(std::string& out);
+  // Appends received bytes to the session's input and processes as many complete commands / data as possible,
+  // appending every reply to `out` in order (pipelined commands are answered in order, in one batch).
+  // Stops early and returns kCommit when a message is complete; the unprocessed input stays buffered inside.
+  // Called again before on_commit(), it only buffers (at most kMaxPendingInput bytes; beyond that the
+  // session answers the commit and then closes with 421) and returns kCommit again.
+  Action on_input(std::string_view bytes, std::string& out);
+  // Valid between kCommit and on_commit(): the envelope and the message as it must be stored:
+  // the Received: header line(s) followed by the unstuffed message data with CRLF line ends, without the final ".".
+  const Envelope& envelope() const { return envelope_; }
+  std::string_view message() const { return message_; }
+  const std::string& queue_id() const { return queue_id_; }  // the ID from new_queue_id() for this transaction
+  // The engine reports the commit outcome: ok → "250 2.0.0 Ok: queued as <ID>"; failed → "451 4.3.0 ..." (text
+  // from `error`). Then continues with buffered input exactly like on_input("") and returns the next action.
+  Action on_commit(bool ok, std::string_view error, std::string& out);
+  // The current timeout has expired: appends "421 4.4.2 <host> Error: timeout exceeded" and returns kClose.
+  Action on_timeout(std::string& out);
+  // The engine is shutting down: appends "421 4.3.2 <host> Service shutting down" and returns kClose.
+  Action on_shutdown(std::string& out);
+  // How long to wait for input from now (command or data-block timeout depending on state).
+  std::chrono::seconds timeout() const;
+  bool in_data() const;                   // between 354 and the end of data
+  // Counters for logs/tests: messages accepted (on_commit ok) in this session.
+  unsigned messages_committed() const { return messages_committed_; }
+
+  // Additions for the engine, logs and tests.
+  bool commit_pending() const { return state_ == State::kCommitWait; }  // between kCommit and on_commit()
+  size_t buffered_input() const { return input_.size(); }  // unprocessed bytes held (bounded)
+  unsigned error_count() const { return errors_; }          // bad commands since the last committed message
+  std::string_view state_name() const;                      // "command", "data", ... for logs
+  // Input accepted while a commit is pending, beyond what was already buffered with the message end.
+  static constexpr size_t kMaxPendingInput = 64 * 1024;
+  // A message buffer grown beyond this is released after its transaction instead of kept for reuse.
+  static constexpr size_t kKeepMessageCapacity = 1024 * 1024;
+
+ private:
+  enum class State : uint8_t {
+    kNeedHelo,    // greeted, waiting for EHLO/HELO
+    kReady,       // EHLO/HELO done, no transaction
+    kMail,        // MAIL accepted, no recipient accepted yet
+    kRcpt,        // at least one recipient accepted
+    kData,        // between 354 and the final dot
+    kCommitWait,  // a complete message waits for on_commit()
+    kClosed,      // the session ended (221 or 421 sent); input is ignored
+    kCount,
+  };
+  struct StateFacts {
+    std::string_view name;  // for logs
+    bool data_timeout;      // the data-block timeout applies instead of the command timeout
+  };
+  static const StateFacts& facts(State s);
+
+  using CommandHandler = void (ServerSession::*)(std::string_view argument, std::string& out);
+  static CommandHandler handler_for(uint8_t verb);
+
+  size_t process(std::string_view input, std::string& out);
+  void handle_line(std::string_view line, std::string& out);
+  void finish_data(std::string& out);
+  void reset_transaction();
+  Action current_action() const;
+
+  void reply(std::string& out, std::string_view line);
+  void reply_error(std::string& out, std::string_view line);  // reply + count_error
+  void count_error(std::string& out);  // counts a 5xx reply already written; 421 at the limit
+  void close_with(std::string& out, std::string_view code_and_status, std::string_view text);
+
+  void cmd_ehlo(std::string_view argument, std::string& out);
+  void cmd_helo(std::string_view argument, std::string& out);
+  void cmd_mail(std::string_view argument, std::string& out);
+  void cmd_rcpt(std::string_view argument, std::string& out);
+  void cmd_data(std::string_view argument, std::string& out);
+  void cmd_rset(std::string_view argument, std::string& out);
+  void cmd_noop(std::string_view argument, std::string& out);
+  void cmd_quit(std::string_view argument, std::string& out);
+  void cmd_vrfy(std::string_view argument, std::string& out);
+  void cmd_expn(std::string_view argument, std::string& out);
+  void cmd_help(std::string_view argument, std::string& out);
+  void cmd_unknown(std::string_view argument, std::string& out);
+
+  const ServerConfig& config_;     // our name and limits
+  PeerInfo peer_;                  // who is talking to us
+  ServerHooks& hooks_;             // queue IDs and the time
+  std::string peer_literal_;       // "[192.0.2.1]" for Received:
+  std::string ehlo_reply_;         // the complete multi-line EHLO reply, built once
+  State state_ = State::kNeedHelo; // where the dialogue is
+  Envelope envelope_;              // the current transaction (helo kept across transactions)
+  std::string queue_id_;           // ID of the current transaction, from hooks_.new_queue_id()
+  std::string message_;            // Received: header + unstuffed data; reused across transactions
+  DataDecoder decoder_;            // DATA phase state
+  std::string input_;              // received bytes not processed yet
+  size_t pending_limit_ = 0;       // cap on input_ while a commit is pending
+  bool discarding_line_ = false;   // inside an over-long command line: drop bytes up to LF
+  bool rcpt_attempted_ = false;    // a RCPT command was given in this transaction (even refused)
+  bool input_overflow_ = false;    // input was dropped while a commit was pending: close after it
+  unsigned errors_ = 0;            // 5xx replies to commands since the last committed message
+  unsigned messages_committed_ = 0;// on_commit(true) count
+};
+
+}  // namespace ringmail::smtp
