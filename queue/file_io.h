@@ -1,0 +1,50 @@
+// FileIo: the asynchronous file operations the spool uses for every data write and sync, so the
+// spool never blocks a loop thread. The engine implements it on its io_uring ring; BlockingFileIo
+// (here) runs the system calls at once and queues the completions, for tests and tools.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+
+namespace ringmail::queue {
+
+// Completions are delivered later on the submitting thread, never from inside the submitting call.
+class FileIo {
+ public:
+  struct Op {
+    virtual void complete(int result) = 0;  // result >= 0 ok, < 0 = -errno
+   protected:
+    ~Op() = default;
+  };
+  virtual ~FileIo() = default;
+  virtual void write(int fd, const void* data, size_t len, uint64_t offset, Op* op) = 0;  // all len bytes or error
+  virtual void read(int fd, void* data, size_t len, uint64_t offset, Op* op) = 0;         // all len bytes or error
+  virtual void datasync(int fd, Op* op) = 0;  // fdatasync
+  virtual void fsync(int fd, Op* op) = 0;     // full fsync (directories)
+};
+
+// Executes synchronously with pwrite/pread/fdatasync/fsync, queues the completions; drain() delivers.
+class BlockingFileIo final : public FileIo {
+ public:
+  void write(int fd, const void* data, size_t len, uint64_t offset, Op* op) override;
+  void read(int fd, void* data, size_t len, uint64_t offset, Op* op) override;
+  void datasync(int fd, Op* op) override;
+  void fsync(int fd, Op* op) override;
+  // Delivers queued completions, including those queued while delivering, until none is left.
+  size_t drain();  // returns the number of completions delivered
+  size_t queued() const { return done_.size(); }
+
+ private:
+  struct Done {
+    Op* op;      // whose complete() to call
+    int result;  // what to pass it
+  };
+  std::deque<Done> done_;  // FIFO of finished operations not yet delivered
+};
+
+// Blocking helpers shared by BlockingFileIo, recovery and the tool: loop over short transfers.
+int pwrite_all(int fd, const void* data, size_t len, uint64_t offset);  // len or -errno
+int pread_all(int fd, void* data, size_t len, uint64_t offset);         // len, or -errno (-ENODATA at EOF)
+
+}  // namespace ringmail::queue
