@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Accept-rate benchmark: ringmail vs Postfix, side by side in one run on the same machine.
+# Both receive the same load from Postfix's smtp-source into a durable queue, with delivery held:
+# 5 KB messages, 20 connections, N messages (default 100000). Both queues live on the same
+# filesystem. Prints messages/s for each and the ratio, and checks that every message is queued.
+#   bench/scripts/accept_vs_postfix.sh [MESSAGES]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-100000}
+SIZE=5120
+CONNS=20
+BUILD=${RINGMAIL_BUILD:-build/release}
+[ -x "$BUILD/engine/ringmail" ] || ./scripts/build.sh release >/dev/null
+work=$(mktemp -d /var/tmp/ringmail-bench.XXXXXX)
+rm_pid=""
+cleanup() {
+  [ -n "$rm_pid" ] && kill "$rm_pid" 2>/dev/null && wait "$rm_pid" 2>/dev/null || true
+  ./scripts/postfix-instance.sh stop "$work/postfix" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rate() { /usr/bin/python3 -c "print(f'{$1/$2:.0f}')"; }
+
+echo "accept benchmark: $N messages of $SIZE bytes over $CONNS connections (smtp-source), queues in $work"
+echo "machine: $(nproc) cores, $(uname -r)"
+
+# --- Postfix, every message to the hold queue (cleanup fsyncs each queue file)
+pf_port=$(free_port)
+./scripts/postfix-instance.sh create "$work/postfix" "$pf_port" hold >/dev/null
+./scripts/postfix-instance.sh start "$work/postfix" >/dev/null
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$pf_port) 2>/dev/null && break; sleep 0.1; done
+t0=$(date +%s.%N)
+smtp-source -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$pf_port"
+t1=$(date +%s.%N)
+pf_secs=$(/usr/bin/python3 -c "print($t1 - $t0)")
+sleep 1
+pf_count=$(./scripts/postfix-instance.sh count "$work/postfix")
+./scripts/postfix-instance.sh stop "$work/postfix" >/dev/null 2>&1
+
+# --- ringmail, --hold (group commit: 250 only after the fdatasync covering the message)
+rm_port=$(free_port)
+"$BUILD/engine/ringmail" --listen "127.0.0.1:$rm_port" --spool "$work/ringmail-spool" --hold \
+  --hostname bench.local --ready-file "$work/ready" --log-level warn &
+rm_pid=$!
+for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.05; done
+t0=$(date +%s.%N)
+smtp-source -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$rm_port"
+t1=$(date +%s.%N)
+rm_secs=$(/usr/bin/python3 -c "print($t1 - $t0)")
+kill -TERM "$rm_pid"; wait "$rm_pid"; rm_pid=""
+rm_count=$("$BUILD/tools/spool/ringmail-spool" --spool "$work/ringmail-spool" list --json |
+           /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+
+pf_rate=$(rate "$N" "$pf_secs"); rm_rate=$(rate "$N" "$rm_secs")
+printf '%-10s %9s %10s %12s\n' system seconds "msgs/s" queued
+printf '%-10s %9.2f %10s %12s\n' postfix "$pf_secs" "$pf_rate" "$pf_count"
+printf '%-10s %9.2f %10s %12s\n' ringmail "$rm_secs" "$rm_rate" "$rm_count"
+echo "ratio ringmail/postfix: $(/usr/bin/python3 -c "print(f'{$rm_rate/$pf_rate:.1f}x')")"
+[ "$rm_count" -eq "$N" ] || { echo "ringmail queued $rm_count of $N" >&2; exit 1; }
+[ "$pf_count" -eq "$N" ] || echo "note: postfix queued $pf_count of $N" >&2

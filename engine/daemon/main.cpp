@@ -1,0 +1,187 @@
+// The ringmail daemon: parses flags, opens (and recovers) the spool, binds the SO_REUSEPORT
+// listeners, starts one worker per core, and turns signals into actions: SIGTERM/SIGINT →
+// clean shutdown (stop accepting, finish sessions, sync the spool, exit 0), SIGHUP → reload.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "common/log.h"
+#include "engine/daemon/options.h"
+#include "engine/loop/loop.h"
+#include "engine/server/worker.h"
+#include "queue/spool.h"
+
+using namespace ringmail;
+
+namespace {
+
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+Result<int> make_listener(const SocketAddress& addr) {
+  int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error("socket: {}", std::strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);  // one listener per worker
+  if (addr.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, addr.sa(), addr.len()) < 0) {
+    int e = errno;
+    ::close(fd);
+    return make_error("cannot listen on {}: {}", addr.to_string(), std::strerror(e));
+  }
+  if (::listen(fd, 4096) < 0) {
+    int e = errno;
+    ::close(fd);
+    return make_error("listen {}: {}", addr.to_string(), std::strerror(e));
+  }
+  return fd;
+}
+
+SocketAddress bound_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+bool write_ready_file(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return false;
+  std::fputs(content.c_str(), f);
+  std::fclose(f);
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+int run(int argc, char** argv) {
+  bool should_exit = false;
+  int exit_code = 0;
+  auto opts = engine::parse_daemon_options(argc, argv, &should_exit, &exit_code);
+  if (should_exit) return exit_code;
+  if (!opts) {
+    log::error("{}", opts.error().message());
+    return 2;
+  }
+  log::Level level;
+  if (!log::parse_level(opts->log_level, &level)) {
+    log::error("--log-level: expected debug, info, warn or error, got '{}'", opts->log_level);
+    return 2;
+  }
+  log::set_level(level);
+
+  if (auto st = engine::probe_io_uring(); !st) {
+    log::error("{}", st.error().message());
+    return 1;
+  }
+  raise_fd_limit();
+
+  // Signals are handled by this thread only (sigwait); workers inherit the blocked mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  queue::SpoolOptions spool_opts;
+  spool_opts.dir = opts->spool_dir;
+  auto spool = queue::Spool::open(spool_opts);
+  if (!spool) {
+    log::error("spool {}: {}", opts->spool_dir, spool.error().message());
+    return 1;
+  }
+  log::info("spool {}: {} messages queued after recovery", opts->spool_dir, (*spool)->recovered().size());
+
+  // Bind every listen address once per worker (SO_REUSEPORT); port 0 is resolved by the first bind.
+  std::vector<std::vector<int>> fds(opts->workers);
+  std::string ready;
+  for (const auto& text : opts->listen) {
+    auto addr = SocketAddress::parse(text);
+    if (!addr) {
+      log::error("--listen: {}", addr.error().message());
+      return 2;
+    }
+    for (unsigned w = 0; w < opts->workers; ++w) {
+      auto fd = make_listener(*addr);
+      if (!fd) {
+        log::error("{}", fd.error().message());
+        return 1;
+      }
+      if (w == 0) *addr = bound_address(*fd);
+      fds[w].push_back(*fd);
+    }
+    ready += addr->to_string() + "\n";
+    log::info("listening on {}", addr->to_string());
+  }
+
+  std::atomic<int> open_connections{0};
+  std::vector<std::unique_ptr<engine::Worker>> workers;
+  for (unsigned w = 0; w < opts->workers; ++w) {
+    engine::WorkerConfig wc;
+    wc.id = w;
+    wc.listen_fds = fds[w];
+    wc.server.hostname = opts->hostname;
+    wc.server.limits.max_recipients = opts->max_recipients;
+    wc.server.limits.max_message_size = opts->max_message_size;
+    wc.server.limits.command_timeout = std::chrono::seconds(opts->command_timeout);
+    wc.server.limits.data_block_timeout = std::chrono::seconds(opts->data_timeout);
+    wc.relay_networks = opts->relay;
+    wc.open_connections = &open_connections;
+    wc.max_connections = opts->max_connections;
+    wc.spool = spool->get();
+    wc.shutdown_grace = std::chrono::seconds(opts->shutdown_grace);
+    workers.push_back(std::make_unique<engine::Worker>(std::move(wc)));
+    if (auto st = workers.back()->start(); !st) {
+      log::error("worker {}: {}", w, st.error().message());
+      for (auto& wk : workers) wk->request_stop();
+      return 1;
+    }
+  }
+  log::info("ringmail ready: {} workers, relay networks {}, max message size {} bytes{}", opts->workers,
+            opts->relay.to_string(), opts->max_message_size,
+            opts->hold || opts->config_file.empty() ? ", holding all mail (no delivery)" : "");
+  if (!opts->ready_file.empty() && !write_ready_file(opts->ready_file, ready))
+    log::warn("cannot write --ready-file {}: {}", opts->ready_file, std::strerror(errno));
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      log::info("SIGHUP: nothing to reload yet");
+      continue;
+    }
+    log::info("{}: shutting down (stop accepting, finish sessions, sync the spool)", strsignal(sig));
+    break;
+  }
+  for (auto& w : workers) w->request_stop();
+  uint64_t committed = 0, failed = 0, conns = 0;
+  for (auto& w : workers) {
+    w->join();
+    committed += w->counters().messages_committed.load();
+    failed += w->counters().commit_failures.load();
+    conns += w->counters().accepted_connections.load();
+  }
+  log::info("stopped: {} connections, {} messages queued, {} spool failures", conns, committed, failed);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return run(argc, argv); }

@@ -1,0 +1,90 @@
+// Flag parsing for the daemon (see options.h).
+#include "engine/daemon/options.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <thread>
+
+#include "common/strings.h"
+
+namespace ringmail::engine {
+
+Result<uint64_t> parse_size(std::string_view text) {
+  text = trim(text);
+  uint64_t value = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || p == text.data()) return make_error("bad size '{}'", text);
+  std::string unit = to_lower_ascii(trim(std::string_view(p, static_cast<size_t>(text.data() + text.size() - p))));
+  uint64_t mult = 1;
+  if (unit.empty() || unit == "b") mult = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib") mult = 1024;
+  else if (unit == "m" || unit == "mb" || unit == "mib") mult = 1024 * 1024;
+  else if (unit == "g" || unit == "gb" || unit == "gib") mult = 1024ull * 1024 * 1024;
+  else return make_error("bad size '{}': unknown unit '{}' (use B, KB, MB or GB)", text, unit);
+  if (value > UINT64_MAX / mult) return make_error("bad size '{}': too large", text);
+  return value * mult;
+}
+
+Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_exit, int* exit_code) {
+  DaemonOptions o;
+  *should_exit = false;
+  *exit_code = 0;
+  std::string max_size = "35MB";
+  CLI::App app{"ringmail: a high-throughput outbound SMTP relay"};
+  app.set_version_flag("--version", "ringmail 0.1.0");
+  app.add_option("--listen", o.listen, "SMTP listen address host:port, repeatable (port 0 picks a free port)")
+      ->capture_default_str();
+  app.add_option("--hostname", o.hostname, "our host name in the greeting and Received: (default: the system's)");
+  app.add_option("--spool", o.spool_dir, "spool directory (created if missing)")->capture_default_str();
+  app.add_option("--config", o.config_file, "send connector file (TOML); without it all mail is held");
+  app.add_option("--workers", o.workers, "worker threads, each with its own io_uring ring (0 = one per core)")
+      ->capture_default_str();
+  app.add_option("--relay-networks", o.relay_networks,
+                 "client networks allowed to relay, comma separated CIDRs; everyone else gets 554 5.7.1")
+      ->capture_default_str();
+  app.add_option("--max-recipients", o.max_recipients, "recipients per message (more get 452 4.5.3)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100000u));
+  app.add_option("--max-message-size", max_size, "largest message accepted, e.g. 35MB (advertised in SIZE)")
+      ->capture_default_str();
+  app.add_option("--max-connections", o.max_connections, "concurrent inbound connections (beyond: 421)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--command-timeout", o.command_timeout, "seconds to wait for a command (RFC 5321: 300)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u));
+  app.add_option("--data-timeout", o.data_timeout, "seconds to wait for the next block of DATA (RFC 5321: 180)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u));
+  app.add_option("--shutdown-grace", o.shutdown_grace, "seconds busy sessions may finish after SIGTERM")
+      ->capture_default_str();
+  app.add_flag("--hold", o.hold, "accept and queue mail but deliver nothing");
+  app.add_option("--ready-file", o.ready_file, "write the bound listen addresses here once ready (for scripts)");
+  app.add_option("--log-level", o.log_level, "debug, info, warn or error")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    *should_exit = true;
+    *exit_code = app.exit(e);
+    return o;
+  }
+  auto size = parse_size(max_size);
+  if (!size) return make_error("--max-message-size: {}", size.error().message());
+  o.max_message_size = *size;
+  auto nets = NetworkList::parse(o.relay_networks);
+  if (!nets) return make_error("--relay-networks: {}", nets.error().message());
+  o.relay = std::move(*nets);
+  if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (o.workers > 256) return make_error("--workers: at most 256");
+  if (o.hostname.empty()) {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) == 0 && buf[0]) o.hostname = buf;
+    else o.hostname = "localhost";
+  }
+  if (o.listen.empty()) return make_error("--listen: at least one address is needed");
+  return o;
+}
+
+}  // namespace ringmail::engine

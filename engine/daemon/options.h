@@ -1,0 +1,42 @@
+// The ringmail daemon's command-line flags: definitions, defaults and validation. `--help`
+// documents every flag; defaults are chosen for a production relay (Postfix-like limits,
+// loopback-only relaying).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/net.h"
+#include "common/result.h"
+
+namespace ringmail::engine {
+
+struct DaemonOptions {
+  std::vector<std::string> listen = {"0.0.0.0:25"};  // SMTP listen addresses (host:port)
+  std::string hostname;                  // our name (greeting, Received:); default gethostname()
+  std::string spool_dir = "/var/spool/ringmail";
+  std::string config_file;               // connector file (TOML); empty = none (mail is held)
+  unsigned workers = 0;                  // 0 = one per core
+  std::string relay_networks = "127.0.0.0/8,::1/128";
+  NetworkList relay;                     // parsed relay_networks
+  unsigned max_recipients = 1000;        // per message
+  uint64_t max_message_size = 35ull * 1024 * 1024;
+  int max_connections = 2000;            // inbound, all workers together
+  unsigned command_timeout = 300;        // seconds, RFC 5321 §4.5.3.2.7
+  unsigned data_timeout = 180;           // seconds between DATA blocks
+  unsigned shutdown_grace = 10;          // seconds busy sessions may finish on SIGTERM
+  bool hold = false;                     // keep all mail queued (no delivery)
+  std::string ready_file;                // written with the bound addresses once listening
+  std::string log_level = "info";
+};
+
+// Parses argv; on --help/--version prints and sets *exit_code to 0 and returns an error-free
+// "stop" result with *should_exit = true.
+Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_exit, int* exit_code);
+
+// "35MB", "10k", "1048576" → bytes (binary units: k=1024).
+Result<uint64_t> parse_size(std::string_view text);
+
+}  // namespace ringmail::engine

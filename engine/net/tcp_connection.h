@@ -1,0 +1,101 @@
+// One TCP connection on a worker's ring: a multishot receive into the loop's provided buffers,
+// at most one send in flight (platform-notes §1.5), and an orderly teardown that cancels every
+// operation and frees nothing until the last CQE has arrived. The owner (an inbound or outbound
+// SMTP session, the sink) sees only transport events; it never sees a CQE or a buffer id.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "engine/loop/loop.h"
+
+namespace ringmail::engine {
+
+class TcpConnection {
+ public:
+  // Transport events, delivered on the loop thread. Handlers may call any method of the connection
+  // (send, close) but must not destroy it; on_released() is the only place the owner may free it.
+  class Handler {
+   public:
+    virtual void on_data(std::string_view bytes) = 0;  // bytes received (valid only during the call)
+    virtual void on_peer_closed(int error) = 0;        // EOF (error 0) or a receive/send error (-errno)
+    virtual void on_output_drained() {}                // everything queued has been sent
+    virtual void on_released() = 0;                    // closed and no operation in flight: free now
+   protected:
+    ~Handler() = default;
+  };
+
+  TcpConnection(Loop& loop, int fd, Handler& handler);
+  ~TcpConnection();
+  TcpConnection(const TcpConnection&) = delete;
+  TcpConnection& operator=(const TcpConnection&) = delete;
+
+  // Arms the multishot receive. Call once.
+  void start();
+  // Output buffer: append, then flush() to send (one send in flight; the rest waits).
+  std::string& out() { return out_; }
+  void flush();
+  // Sends what is queued, then closes. Idempotent.
+  void close_after_flush();
+  // Closes now, dropping unsent output. Idempotent.
+  void abort();
+  bool closing() const { return state_ != State::kOpen; }
+  int fd() const { return fd_; }
+  size_t queued_bytes() const { return out_.size() + (sending_.size() - send_offset_); }
+  // Stops delivering on_data (input is still drained from the socket but discarded) — used after
+  // a protocol decision to close, so a flooding peer cannot make us buffer.
+  void ignore_input() { ignore_input_ = true; }
+
+ private:
+  enum class State { kOpen, kDraining, kClosing, kClosed };
+  struct RecvOp final : Completion {
+    TcpConnection* conn;
+    explicit RecvOp(TcpConnection* c) : conn(c) {}
+    void on_complete(const io_uring_cqe& cqe) override { conn->on_recv(cqe); }
+  };
+  struct SendOp final : Completion {
+    TcpConnection* conn;
+    explicit SendOp(TcpConnection* c) : conn(c) {}
+    void on_complete(const io_uring_cqe& cqe) override { conn->on_send(cqe); }
+  };
+  struct CloseOp final : Completion {
+    TcpConnection* conn;
+    explicit CloseOp(TcpConnection* c) : conn(c) {}
+    void on_complete(const io_uring_cqe& cqe) override { conn->on_close_cqe(cqe); }
+  };
+  struct CancelOp final : Completion {
+    TcpConnection* conn;
+    explicit CancelOp(TcpConnection* c) : conn(c) {}
+    void on_complete(const io_uring_cqe&) override { conn->op_done(); }
+  };
+
+  void arm_recv();
+  void on_recv(const io_uring_cqe& cqe);
+  void submit_send();
+  void on_send(const io_uring_cqe& cqe);
+  void begin_close();
+  void on_close_cqe(const io_uring_cqe& cqe);
+  void op_done();
+  void maybe_release();
+
+  Loop& loop_;
+  int fd_;                          // the socket; closed via IORING_OP_CLOSE at the end
+  Handler& handler_;
+  State state_ = State::kOpen;      // see the enum
+  bool recv_armed_ = false;         // a multishot receive may still produce CQEs
+  bool send_in_flight_ = false;     // one send at a time
+  bool released_ = false;           // on_released() has been scheduled
+  bool ignore_input_ = false;       // discard received bytes
+  bool peer_closed_reported_ = false;  // on_peer_closed() already delivered
+  unsigned ops_in_flight_ = 0;      // cancel/close operations not yet completed
+  std::string out_;                 // queued output, not yet handed to the kernel
+  std::string sending_;             // the buffer of the send in flight
+  size_t send_offset_ = 0;          // bytes of sending_ already sent (short sends)
+  RecvOp recv_op_{this};
+  SendOp send_op_{this};
+  CloseOp close_op_{this};
+  CancelOp cancel_op_{this};
+};
+
+}  // namespace ringmail::engine

@@ -1,0 +1,123 @@
+// InboundSession implementation (see inbound_session.h).
+#include "engine/server/inbound_session.h"
+
+#include "common/log.h"
+#include "engine/server/worker.h"
+
+namespace ringmail::engine {
+InboundSession::InboundSession(Worker& worker, int fd, const smtp::PeerInfo& peer)
+    : worker_(worker), peer_(peer), session_(worker.server_config(), peer_, *this), conn_(worker.loop(), fd, *this) {}
+
+InboundSession::~InboundSession() = default;
+
+void InboundSession::start() {
+  session_.start(out_);
+  conn_.out().append(out_);
+  out_.clear();
+  conn_.flush();
+  conn_.start();
+  worker_.loop().timers().arm(*this, worker_.loop().now(), session_.timeout());
+}
+
+void InboundSession::on_data(std::string_view bytes) {
+  // While a commit is pending the session only buffers (bounded) and answers kCommit again.
+  smtp::Action a = session_.on_input(bytes, out_);
+  if (commit_pending_ && a == smtp::Action::kCommit) return;
+  act(a);
+}
+
+void InboundSession::act(smtp::Action action) {
+  if (!out_.empty()) {
+    conn_.out().append(out_);
+    out_.clear();
+  }
+  switch (action) {
+    case smtp::Action::kNeedInput:
+      conn_.flush();
+      if (shutting_down_ && !session_.in_data()) {
+        // Shutdown was requested while this client was busy; its message is done now.
+        act(session_.on_shutdown(out_));
+        return;
+      }
+      worker_.loop().timers().arm(*this, worker_.loop().now(), session_.timeout());
+      break;
+    case smtp::Action::kCommit: {
+      conn_.flush();
+      worker_.loop().timers().cancel(*this);  // the spool, not the client, is slow now
+      commit_pending_ = true;
+      const smtp::Envelope& e = session_.envelope();
+      queue::StoredEnvelope env;
+      env.id = current_id_;
+      env.arrival = std::chrono::system_clock::now();
+      env.mail_from = e.mail_from;
+      env.rcpts = e.rcpt_to;
+      env.flags = (e.body_8bitmime ? queue::kEnvelope8BitMime : 0u) | (e.smtputf8 ? queue::kEnvelopeSmtpUtf8 : 0u);
+      env.client = peer_.remote.to_string() + " " + e.helo;
+      worker_.writer().append(env, session_.message(), this);
+      break;
+    }
+    case smtp::Action::kClose:
+      worker_.loop().timers().cancel(*this);
+      conn_.ignore_input();
+      conn_.close_after_flush();
+      break;
+  }
+}
+
+void InboundSession::committed(queue::QueueId id, Status status) {
+  commit_pending_ = false;
+  if (status.ok()) {
+    worker_.counters().messages_committed.fetch_add(1, std::memory_order_relaxed);
+    log::debug("{} queued from {} ({} recipients)", queue::format_queue_id(id), peer_.remote.to_string(),
+               session_.envelope().rcpt_to.size());
+  } else {
+    worker_.counters().commit_failures.fetch_add(1, std::memory_order_relaxed);
+    log::error("{} from {}: spool commit failed: {}", queue::format_queue_id(id), peer_.remote.to_string(),
+               status.error().message());
+  }
+  if (connection_released_ || conn_.closing()) {
+    maybe_free();
+    return;
+  }
+  // on_commit() also processes whatever the client pipelined while we waited.
+  act(session_.on_commit(status.ok(), status.ok() ? std::string_view() : std::string_view("spool unavailable"),
+                         out_));
+}
+
+void InboundSession::on_peer_closed(int error) {
+  if (error != 0)
+    log::debug("client {}: connection error: {}", peer_.remote.to_string(), std::strerror(-error));
+  worker_.loop().timers().cancel(*this);
+  conn_.abort();
+}
+
+void InboundSession::fire() {  // protocol timeout
+  log::info("client {}: timeout after {} s", peer_.remote.to_string(), session_.timeout().count());
+  act(session_.on_timeout(out_));
+}
+
+void InboundSession::shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  if (!busy()) act(session_.on_shutdown(out_));
+}
+
+std::string InboundSession::new_queue_id() {
+  current_id_ = worker_.writer().next_id();
+  return queue::format_queue_id(current_id_);
+}
+
+WallTime InboundSession::now() { return std::chrono::system_clock::now(); }
+
+void InboundSession::on_released() {
+  connection_released_ = true;
+  maybe_free();
+}
+
+void InboundSession::maybe_free() {
+  // The spool holds a pointer to us until committed() runs; the ring holds the connection until
+  // on_released(). Only when both are done may the worker delete us.
+  if (connection_released_ && !commit_pending_) worker_.session_finished(this);
+}
+
+}  // namespace ringmail::engine

@@ -1,0 +1,170 @@
+// Worker implementation (see worker.h): thread start-up handshake, multishot accept, the
+// shutdown sequence (stop accepting → 421 to idle clients → let busy ones finish within the
+// grace period → close the spool writer, which syncs → leave the loop).
+#include "engine/server/worker.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/log.h"
+#include "engine/server/inbound_session.h"
+
+namespace ringmail::engine {
+
+Worker::Worker(WorkerConfig config) : config_(std::move(config)) {}
+
+Worker::~Worker() {
+  if (thread_.joinable()) thread_.join();
+  for (int fd : config_.listen_fds)
+    if (fd >= 0) ::close(fd);
+}
+
+Status Worker::start() {
+  thread_ = std::thread([this] { thread_main(); });
+  std::unique_lock<std::mutex> lk(start_mutex_);
+  start_cv_.wait(lk, [this] { return start_done_; });
+  if (start_error_) return *start_error_;
+  return {};
+}
+
+void Worker::thread_main() {
+  log::set_thread_name(fmt::format("w{}", config_.id));
+  auto fail = [this](Error e) {
+    std::lock_guard<std::mutex> g(start_mutex_);
+    start_error_ = std::move(e);
+    start_done_ = true;
+    start_cv_.notify_all();
+  };
+  auto loop = Loop::create(config_.loop);
+  if (!loop) return fail(loop.error());
+  loop_ = std::move(*loop);
+  file_io_ = std::make_unique<RingFileIo>(*loop_);
+  auto writer = config_.spool->make_writer(config_.id, *file_io_, SystemClock::instance());
+  if (!writer) return fail(writer.error());
+  writer_ = std::move(*writer);
+  for (int fd : config_.listen_fds) {
+    auto op = std::make_unique<AcceptOp>();
+    op->worker = this;
+    op->fd = fd;
+    arm_accept(*op);
+    accepts_.push_back(std::move(op));
+  }
+  {
+    std::lock_guard<std::mutex> g(start_mutex_);
+    start_done_ = true;
+    start_cv_.notify_all();
+  }
+  loop_->run();
+  // The loop ends only after the writer closed; drop what is left in a safe order.
+  writer_.reset();
+  file_io_.reset();
+  loop_.reset();
+}
+
+void Worker::arm_accept(AcceptOp& op) {
+  io_uring_sqe* s = loop_->sqe_for(&op);
+  io_uring_prep_multishot_accept(s, op.fd, nullptr, nullptr, SOCK_CLOEXEC);
+  op.armed = true;
+}
+
+void Worker::on_accept(AcceptOp& op, const io_uring_cqe& cqe) {
+  if (!(cqe.flags & IORING_CQE_F_MORE)) op.armed = false;
+  if (cqe.res >= 0) {
+    int fd = cqe.res;
+    if (stopping_) {
+      ::close(fd);
+    } else if (config_.open_connections->fetch_add(1, std::memory_order_relaxed) >= config_.max_connections) {
+      config_.open_connections->fetch_sub(1, std::memory_order_relaxed);
+      counters_.refused_connections.fetch_add(1, std::memory_order_relaxed);
+      // A short non-blocking reply, then close: the client learns why (RFC 5321 §3.8 421).
+      static constexpr char kBusy[] = "421 4.7.0 Too many connections, try again later\r\n";
+      ssize_t rc = ::send(fd, kBusy, sizeof kBusy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+      (void)rc;
+      ::close(fd);
+    } else {
+      counters_.accepted_connections.fetch_add(1, std::memory_order_relaxed);
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // replies are small and batched already
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      smtp::PeerInfo peer;
+      if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+        peer.remote = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+      peer.relay_allowed = config_.relay_networks.contains(peer.remote);
+      auto* s = new InboundSession(*this, fd, peer);
+      s->next = sessions_;
+      if (sessions_) sessions_->prev = s;
+      sessions_ = s;
+      ++session_count_;
+      s->start();
+    }
+  } else if (cqe.res != -ECANCELED && !stopping_) {
+    log::warn("accept failed: {}", std::strerror(-cqe.res));
+  }
+  if (!op.armed) {
+    if (!stopping_) arm_accept(op);
+    else maybe_finish_stop();
+  }
+}
+
+void Worker::session_finished(InboundSession* s) {
+  if (s->prev) s->prev->next = s->next;
+  else sessions_ = s->next;
+  if (s->next) s->next->prev = s->prev;
+  --session_count_;
+  config_.open_connections->fetch_sub(1, std::memory_order_relaxed);
+  delete s;
+  if (stopping_) maybe_finish_stop();
+}
+
+void Worker::request_stop() {
+  if (!loop_) return;
+  loop_->post([this] { begin_stop(); });
+}
+
+void Worker::begin_stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (auto& op : accepts_) {
+    if (op->armed) {
+      io_uring_sqe* s = loop_->sqe();
+      io_uring_prep_cancel(s, op.get(), 0);
+      io_uring_sqe_set_data(s, nullptr);  // the cancel's own CQE needs no handler
+    }
+  }
+  for (InboundSession* s = sessions_; s;) {
+    InboundSession* next = s->next;  // shutdown() may not free synchronously, but be safe
+    s->shutdown();
+    s = next;
+  }
+  loop_->timers().arm(grace_timer_, loop_->now(), config_.shutdown_grace);
+  maybe_finish_stop();
+}
+
+void Worker::on_grace_expired() {
+  if (session_count_ > 0) log::warn("shutdown: aborting {} sessions still busy after the grace period", session_count_);
+  for (InboundSession* s = sessions_; s; s = s->next) s->abort();
+}
+
+void Worker::maybe_finish_stop() {
+  if (!stopping_ || writer_closing_ || session_count_ > 0) return;
+  for (auto& op : accepts_)
+    if (op->armed) return;
+  writer_closing_ = true;
+  loop_->timers().cancel(grace_timer_);
+  for (int& fd : config_.listen_fds) {
+    ::close(fd);
+    fd = -1;
+  }
+  writer_->close([this] { loop_->stop(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace ringmail::engine

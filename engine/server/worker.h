@@ -1,0 +1,106 @@
+// A worker thread: owns one Loop (ring, buffers, timers), its share of the SO_REUSEPORT
+// listeners, the inbound sessions accepted on them, and one spool writer. Workers share nothing
+// on the hot path; other threads talk to a worker only through Loop::post().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/net.h"
+#include "common/result.h"
+#include "engine/loop/loop.h"
+#include "engine/loop/ring_file_io.h"
+#include "engine/smtp/server_session.h"
+#include "queue/spool.h"
+#include "queue/spool_writer.h"
+
+namespace ringmail::engine {
+
+class InboundSession;
+
+struct WorkerConfig {
+  unsigned id = 0;                              // 0..workers-1; also the spool writer id
+  std::vector<int> listen_fds;                  // this worker's SO_REUSEPORT sockets (owned)
+  smtp::ServerConfig server;                    // protocol settings
+  NetworkList relay_networks;                   // clients allowed to relay
+  std::atomic<int>* open_connections = nullptr; // shared count of inbound connections
+  int max_connections = 2000;                   // cap across all workers
+  queue::Spool* spool = nullptr;                // the shared spool (writers are per worker)
+  std::chrono::seconds shutdown_grace{10};      // how long busy sessions may finish on shutdown
+  LoopOptions loop;                             // ring sizes
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerConfig config);
+  ~Worker();
+
+  // Starts the thread and waits until its ring and spool writer exist; an error if they could not.
+  Status start();
+  // Thread-safe: stop accepting, let busy sessions finish (up to the grace period), sync the
+  // spool, and end the thread. join() waits for that.
+  void request_stop();
+  void join();
+
+  // For sessions (loop thread only).
+  Loop& loop() { return *loop_; }
+  queue::SpoolWriter& writer() { return *writer_; }
+  const smtp::ServerConfig& server_config() const { return config_.server; }
+  void session_finished(InboundSession* s);
+
+  struct Counters {
+    std::atomic<uint64_t> accepted_connections{0};  // connections taken
+    std::atomic<uint64_t> refused_connections{0};   // over --max-connections
+    std::atomic<uint64_t> messages_committed{0};    // 250s given
+    std::atomic<uint64_t> commit_failures{0};       // 451s because the spool failed
+  };
+  Counters& counters() { return counters_; }
+  unsigned id() const { return config_.id; }
+
+ private:
+  struct AcceptOp final : Completion {
+    Worker* worker = nullptr;
+    int fd = -1;            // listening socket
+    bool armed = false;     // multishot accept may still deliver CQEs
+    void on_complete(const io_uring_cqe& cqe) override { worker->on_accept(*this, cqe); }
+  };
+  class GraceTimer final : public Timer {
+   public:
+    explicit GraceTimer(Worker* w) : w_(w) {}
+   private:
+    void fire() override { w_->on_grace_expired(); }
+    Worker* w_;
+  };
+
+  void thread_main();
+  void arm_accept(AcceptOp& op);
+  void on_accept(AcceptOp& op, const io_uring_cqe& cqe);
+  void begin_stop();
+  void on_grace_expired();
+  void maybe_finish_stop();
+
+  WorkerConfig config_;
+  std::thread thread_;
+  std::unique_ptr<Loop> loop_;                  // created on the worker thread
+  std::unique_ptr<RingFileIo> file_io_;         // spool I/O on the ring
+  std::unique_ptr<queue::SpoolWriter> writer_;  // this worker's spool segment writer
+  std::vector<std::unique_ptr<AcceptOp>> accepts_;  // one per listening socket
+  InboundSession* sessions_ = nullptr;          // intrusive list of live sessions
+  size_t session_count_ = 0;
+  bool stopping_ = false;                       // begin_stop() ran
+  bool writer_closing_ = false;                 // writer_->close() called
+  GraceTimer grace_timer_{this};
+  Counters counters_;
+
+  std::mutex start_mutex_;                      // start-up handshake with start()
+  std::condition_variable start_cv_;
+  bool start_done_ = false;
+  std::optional<Error> start_error_;
+};
+
+}  // namespace ringmail::engine
