@@ -1,0 +1,292 @@
+// Tests of routing/config_loader.cpp: every accepted key with its default, and every rejected
+// form with the exact "FILE:LINE: reason" an operator sees.
+#include "routing/config_loader.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace ringmail::routing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+TEST(ConfigLoader, AppliesDefaults) {
+  ConfigLoad load = parse_connector_text(R"(
+[[connector]]
+name = "Internet"
+address_spaces = ["*"]
+)", "t.toml");
+  ASSERT_TRUE(load.config) << load.errors.front();
+  const Connector& c = load.config->connectors.at(0);
+  EXPECT_EQ(c.name, "Internet");
+  EXPECT_TRUE(c.enabled);
+  EXPECT_FALSE(c.uses_smart_hosts());
+  EXPECT_EQ(c.port, 25);
+  EXPECT_EQ(c.max_message_size, 0u);
+  EXPECT_EQ(c.tls, TlsPolicy::kOpportunistic);
+  EXPECT_EQ(c.max_connections_per_destination, 20u);
+  EXPECT_EQ(c.max_messages_per_connection, 100u);
+  EXPECT_EQ(c.max_recipients_per_transaction, 100u);
+  EXPECT_EQ(c.connection_idle_timeout, std::chrono::seconds(10));
+  EXPECT_FALSE(c.protocol_log);
+  EXPECT_FALSE(c.auth.has_value());
+  EXPECT_EQ(c.line, 2u);
+  EXPECT_EQ(c.address_spaces.at(0).kind, PatternKind::kAll);
+  EXPECT_EQ(c.address_spaces.at(0).line, 4u);
+}
+
+TEST(ConfigLoader, ParsesEveryKey) {
+  ConfigLoad load = parse_connector_text(R"(
+[[connector]]
+name = "Partner"
+enabled = false
+address_spaces = ["SMTP:*.Contoso.com;5", { domain = "fabrikam.com", cost = 2 },
+                  { domain = "*.tailspin.example", type = "SMTP" }]
+smart_hosts = ["relay.example.net", "[192.0.2.7]:587", "[IPv6:2001:db8::1]", "198.51.100.4:2525"]
+port = 587
+fqdn = "Out.Example.org"
+source_addresses = ["192.0.2.10", "2001:db8::10"]
+nodes = ["mx1", "mx2"]
+max_message_size = "35MB"
+tls = "verify"
+tls_domain = "relay.example.net"
+auth = { mechanism = "plain", username = "ringmail", password_file = "/etc/ringmail/relay.pw" }
+max_connections_per_destination = 5
+max_messages_per_connection = 50
+max_recipients_per_transaction = 200
+connection_idle_timeout = "2m"
+protocol_log = true
+)", "t.toml");
+  ASSERT_TRUE(load.config) << load.errors.front();
+  const Connector& c = load.config->connectors.at(0);
+  EXPECT_FALSE(c.enabled);
+  ASSERT_EQ(c.address_spaces.size(), 3u);
+  EXPECT_EQ(c.address_spaces[0].pattern(), "*.contoso.com");
+  EXPECT_EQ(c.address_spaces[0].cost, 5);
+  EXPECT_EQ(c.address_spaces[1].pattern(), "fabrikam.com");
+  EXPECT_EQ(c.address_spaces[1].cost, 2);
+  EXPECT_EQ(c.address_spaces[2].pattern(), "*.tailspin.example");
+  EXPECT_EQ(c.address_spaces[2].line, 6u);
+  ASSERT_EQ(c.smart_hosts.size(), 4u);
+  EXPECT_EQ(c.smart_hosts[0].host, "relay.example.net");
+  EXPECT_EQ(c.smart_hosts[0].port, 0);
+  EXPECT_FALSE(c.smart_hosts[0].is_ip_literal);
+  EXPECT_EQ(c.smart_hosts[1].host, "192.0.2.7");
+  EXPECT_EQ(c.smart_hosts[1].port, 587);
+  EXPECT_TRUE(c.smart_hosts[1].is_ip_literal);
+  EXPECT_EQ(c.smart_hosts[2].host, "2001:db8::1");
+  EXPECT_TRUE(c.smart_hosts[2].is_ip_literal);
+  EXPECT_EQ(c.smart_hosts[3].host, "198.51.100.4");
+  EXPECT_EQ(c.smart_hosts[3].port, 2525);
+  EXPECT_TRUE(c.smart_hosts[3].is_ip_literal);
+  EXPECT_EQ(c.port, 587);
+  EXPECT_EQ(c.fqdn, "out.example.org");
+  EXPECT_THAT(c.source_addresses, ElementsAre("192.0.2.10", "2001:db8::10"));
+  EXPECT_THAT(c.nodes, ElementsAre("mx1", "mx2"));
+  EXPECT_EQ(c.max_message_size, 35u * 1024 * 1024);
+  EXPECT_EQ(c.tls, TlsPolicy::kVerify);
+  EXPECT_EQ(c.tls_domain, "relay.example.net");
+  ASSERT_TRUE(c.auth.has_value());
+  EXPECT_EQ(c.auth->mechanism, "PLAIN");
+  EXPECT_EQ(c.auth->username, "ringmail");
+  EXPECT_EQ(c.auth->password_file, "/etc/ringmail/relay.pw");
+  EXPECT_EQ(c.max_connections_per_destination, 5u);
+  EXPECT_EQ(c.max_messages_per_connection, 50u);
+  EXPECT_EQ(c.max_recipients_per_transaction, 200u);
+  EXPECT_EQ(c.connection_idle_timeout, std::chrono::seconds(120));
+  EXPECT_TRUE(c.protocol_log);
+}
+
+TEST(ConfigLoader, ConvertsInternationalisedPatterns) {
+  ConfigLoad load = parse_connector_text(
+      "[[connector]]\nname = \"idn\"\naddress_spaces = [\"*.bücher.example;3\"]\n", "t.toml");
+  ASSERT_TRUE(load.config) << load.errors.front();
+  EXPECT_EQ(load.config->connectors[0].address_spaces[0].domain, "xn--bcher-kva.example");
+}
+
+struct RejectCase {
+  const char* body;      // connector-file text (line 1 is "[[connector]]" unless noted)
+  const char* expected;  // the one error expected, exactly
+};
+
+TEST(ConfigLoader, RejectsEveryBadForm) {
+  const std::string long_label(64, 'a');
+  const std::string too_long_label_case =
+      "[[connector]]\nname = \"a\"\naddress_spaces = [\"" + long_label + ".com\"]\n";
+  const RejectCase cases[] = {
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nbogus = 1\n",
+       "t.toml:4: connector 'a': unknown key 'bogus'"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*example.com\"]\n",
+       "t.toml:3: connector 'a': bad pattern '*example.com': a wildcard must be a whole label, as "
+       "in '*.example.com'"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"a.*.b\"]\n",
+       "t.toml:3: connector 'a': bad pattern 'a.*.b': '*' is only allowed as the first label"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"a..b\"]\n",
+       "t.toml:3: connector 'a': bad pattern 'a..b': empty label"},
+      {too_long_label_case.c_str(),
+       "t.toml:3: connector 'a': bad pattern 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+       ".com': label longer than 63 characters"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"example.com;0\"]\n",
+       "t.toml:3: connector 'a': cost 0 is out of range 1-100"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [{ domain = \"example.com\", cost = 101 }]\n",
+       "t.toml:3: connector 'a': cost 101 is out of range 1-100"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"X400:c=US;a= ;p=Org;5\"]\n",
+       "t.toml:3: connector 'a': address space type 'X400' is not supported (only SMTP)"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [{ domain = \"x.com\", type = \"X400\" }]\n",
+       "t.toml:3: connector 'a': address space type 'X400' is not supported (only SMTP)"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [{ domain = \"x.com\", weight = 2 }]\n",
+       "t.toml:3: connector 'a': unknown key 'weight' in an address space"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"x.com\", \"X.com.\"]\n",
+       "t.toml:3: connector 'a': address space 'x.com' is listed twice"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = []\n",
+       "t.toml:3: connector 'a': 'address_spaces' is empty"},
+      {"[[connector]]\nname = \"a\"\n",
+       "t.toml:1: connector 'a': no 'address_spaces': the connector would never be selected"},
+      {"[[connector]]\naddress_spaces = [\"*\"]\n", "t.toml:1: connector has no 'name'"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\n[[connector]]\nname = \"A\"\n"
+       "address_spaces = [\"x.com\"]\n",
+       "t.toml:4: duplicate connector name 'A' (first at line 1)"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"r.example\"]\n"
+       "dns_routing = true\n",
+       "t.toml:5: connector 'a': dns_routing = true and smart_hosts exclude each other: route by "
+       "MX or through smart hosts"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\ndns_routing = false\n",
+       "t.toml:4: connector 'a': dns_routing = false needs smart_hosts"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\ntls = \"required\"\n"
+       "auth = { mechanism = \"PLAIN\", username = \"u\", password_file = \"/p\" }\n",
+       "t.toml:5: connector 'a': auth is only used with smart_hosts"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"r.example\"]\n"
+       "auth = { mechanism = \"PLAIN\", username = \"u\", password_file = \"/p\" }\n",
+       "t.toml:5: connector 'a': auth needs tls = \"required\" or \"verify\" (tls is "
+       "\"opportunistic\"): a password is never sent in clear"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"r.example\"]\n"
+       "tls = \"required\"\nauth = { mechanism = \"CRAM-MD5\", username = \"u\", password_file = "
+       "\"/p\" }\n",
+       "t.toml:6: connector 'a': auth mechanism 'CRAM-MD5' is not supported (PLAIN or LOGIN)"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\ntls_domain = \"x.example\"\n",
+       "t.toml:4: connector 'a': tls_domain only applies with tls = \"verify\""},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"[192.0.2.1]\"]\n"
+       "tls = \"verify\"\n",
+       "t.toml:5: connector 'a': tls = \"verify\" with the IP smart host '192.0.2.1' needs "
+       "tls_domain"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\ntls = \"always\"\n",
+       "t.toml:4: connector 'a': tls 'always' is not one of none, opportunistic, required, verify"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nport = 0\n",
+       "t.toml:4: connector 'a': 'port' = 0 is out of range 1-65535"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"r.example:99999\"]\n",
+       "t.toml:4: connector 'a': smart host 'r.example:99999': bad port '99999'"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"[not-an-ip]\"]\n",
+       "t.toml:4: connector 'a': smart host '[not-an-ip]': 'not-an-ip' is not an IP address"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = []\n",
+       "t.toml:4: connector 'a': 'smart_hosts' is empty"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nmax_message_size = \"35XB\"\n",
+       "t.toml:4: connector 'a': 'max_message_size': bad size unit 'XB' in '35XB' (B, KB, MB, GB)"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nmax_message_size = 0\n",
+       "t.toml:4: connector 'a': 'max_message_size' must be positive (or \"unlimited\")"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nconnection_idle_timeout = \"2d\"\n",
+       "t.toml:4: connector 'a': 'connection_idle_timeout': bad duration unit 'd' in '2d' (s, m, h)"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nconnection_idle_timeout = 0\n",
+       "t.toml:4: connector 'a': 'connection_idle_timeout': 0 s is out of range 1 s - 1 day"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nenabled = \"yes\"\n",
+       "t.toml:4: connector 'a': 'enabled' must be true or false"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsource_addresses = [\"mx1\"]\n",
+       "t.toml:4: connector 'a': source address 'mx1' is not an IP address"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nmax_messages_per_connection = 0\n",
+       "t.toml:4: connector 'a': 'max_messages_per_connection' = 0 is out of range 1-100000"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nfqdn = \"*.example.com\"\n",
+       "t.toml:4: connector 'a': fqdn '*.example.com': '*' is only allowed as a whole first label"},
+      {"routes = 1\n", "t.toml:1: unknown top-level key 'routes' (expected [[connector]] tables)"},
+      {"connector = { name = \"a\" }\n",
+       "t.toml:1: 'connector' must be written as [[connector]] tables"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"\n", nullptr},  // TOML syntax: see below
+  };
+  for (const RejectCase& c : cases) {
+    SCOPED_TRACE(c.body);
+    ConfigLoad load = parse_connector_text(c.body, "t.toml");
+    EXPECT_EQ(load.config, nullptr);
+    ASSERT_EQ(load.errors.size(), 1u) << ::testing::PrintToString(load.errors);
+    if (c.expected != nullptr) {
+      EXPECT_EQ(load.errors[0], c.expected);
+    } else {
+      EXPECT_THAT(load.errors[0], HasSubstr("t.toml:"));
+    }
+  }
+}
+
+TEST(ConfigLoader, ReportsSyntaxErrorsWithTheirLine) {
+  ConfigLoad load = parse_connector_text("[[connector]]\nname = \"a\"\nport = = 2\n", "t.toml");
+  ASSERT_EQ(load.errors.size(), 1u);
+  EXPECT_THAT(load.errors[0], ::testing::StartsWith("t.toml:3: "));
+}
+
+TEST(ConfigLoader, CollectsEveryErrorInTheFile) {
+  ConfigLoad load = parse_connector_text(R"([[connector]]
+name = "a"
+address_spaces = ["*example.com", "ok.example"]
+port = 70000
+
+[[connector]]
+name = "b"
+address_spaces = ["*"]
+color = "blue"
+)", "t.toml");
+  EXPECT_EQ(load.config, nullptr);
+  EXPECT_THAT(load.errors,
+              ElementsAre(HasSubstr("t.toml:3: connector 'a': bad pattern '*example.com'"),
+                          "t.toml:4: connector 'a': 'port' = 70000 is out of range 1-65535",
+                          "t.toml:9: connector 'b': unknown key 'color'"));
+  auto joined = load_connector_text(R"([[connector]]
+name = "a"
+port = 70000
+)", "t.toml");
+  ASSERT_FALSE(joined.ok());
+  EXPECT_EQ(joined.error().message(),
+            "t.toml:1: connector 'a': no 'address_spaces': the connector would never be selected\n"
+            "t.toml:3: connector 'a': 'port' = 70000 is out of range 1-65535");
+}
+
+TEST(ConfigLoader, ErrorsComeInLineOrderAndDuplicatesOfBrokenConnectorsCount) {
+  ConfigLoad load = parse_connector_text(R"([[connector]]
+zzz = 1
+name = "a"
+address_spaces = ["*"]
+aaa = 2
+[[connector]]
+name = "A"
+)", "t.toml");
+  EXPECT_THAT(load.errors,
+              ElementsAre("t.toml:2: connector 'a': unknown key 'zzz'",
+                          "t.toml:5: connector 'a': unknown key 'aaa'",
+                          "t.toml:6: connector 'A': no 'address_spaces': the connector would "
+                          "never be selected",
+                          "t.toml:6: duplicate connector name 'A' (first at line 1)"));
+}
+
+TEST(ConfigLoader, MissingFileIsAnError) {
+  auto r = load_connector_file("/nonexistent/ringmail/connectors.toml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "/nonexistent/ringmail/connectors.toml:0: cannot open the connector file");
+}
+
+TEST(ParseSize, UnitsAreBinary) {
+  EXPECT_EQ(*parse_size("35MB"), 35u << 20);
+  EXPECT_EQ(*parse_size("512 KiB"), 512u << 10);
+  EXPECT_EQ(*parse_size("1GB"), 1u << 30);
+  EXPECT_EQ(*parse_size("1048576"), 1048576u);
+  EXPECT_EQ(*parse_size("unlimited"), 0u);
+  EXPECT_FALSE(parse_size("MB").ok());
+  EXPECT_FALSE(parse_size("0MB").ok());
+  EXPECT_FALSE(parse_size("-1").ok());
+}
+
+TEST(ParseDuration, AcceptsSecondsMinutesHours) {
+  EXPECT_EQ(*parse_duration("30s"), std::chrono::seconds(30));
+  EXPECT_EQ(*parse_duration("10m"), std::chrono::seconds(600));
+  EXPECT_EQ(*parse_duration("1h"), std::chrono::seconds(3600));
+  EXPECT_EQ(*parse_duration("90"), std::chrono::seconds(90));
+  EXPECT_FALSE(parse_duration("soon").ok());
+}
+
+}  // namespace
+}  // namespace ringmail::routing
