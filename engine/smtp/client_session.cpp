@@ -1,0 +1,444 @@
+// The outbound SMTP client state machine: enter handlers send a state's command, reply handlers
+// pick the next state, transport events end or advance the session. Reply framing lives in
+// reply_parser, what a reply means in delivery_outcome, dot-stuffing in client_dot_stuffer.
+// See client_session.h and docs/smtp-client.md.
+#include "engine/smtp/client_session.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <iterator>
+
+namespace ringmail::smtp {
+
+const ClientSession::StateFacts& ClientSession::facts(State s) {
+  using T = ClientTimeouts;
+  using S = ClientSession;
+  static constexpr std::array<StateFacts, static_cast<size_t>(State::kCount)> kFacts{{
+      {"connecting", ClientStage::kConnect, &T::connect, &S::on_greeting_reply},
+      {"greeting", ClientStage::kGreeting, &T::greeting, &S::on_greeting_reply},
+      {"ehlo", ClientStage::kEhlo, &T::helo, &S::on_ehlo_reply},
+      {"helo", ClientStage::kHelo, &T::helo, &S::on_helo_reply},
+      {"mail", ClientStage::kMail, &T::mail, &S::on_mail_reply},
+      {"rcpt", ClientStage::kRcpt, &T::rcpt, &S::on_rcpt_reply},
+      {"data", ClientStage::kData, &T::data_init, &S::on_data_reply},
+      {"body", ClientStage::kDataBlock, &T::data_block, nullptr},
+      {"dot", ClientStage::kDot, &T::final_dot, &S::on_dot_reply},
+      {"rset", ClientStage::kRset, &T::rset, &S::on_rset_reply},
+      {"idle", ClientStage::kIdle, nullptr, &S::on_idle_reply},
+      {"quit", ClientStage::kQuit, &T::quit, &S::on_quit_reply},
+      {"closed", ClientStage::kQuit, nullptr, nullptr},
+  }};
+  static_assert(kFacts.size() == static_cast<size_t>(State::kCount), "one entry per state");
+  return kFacts[static_cast<size_t>(s)];
+}
+
+ClientSession::ClientSession(const ClientConfig& config, ClientHooks& hooks) : config_(config), hooks_(hooks) {}
+
+std::string_view ClientSession::state_name() const { return facts(state_).name; }
+ClientStage ClientSession::stage() const { return facts(state_).stage; }
+
+std::chrono::seconds ClientSession::timeout() const {
+  if (state_ == State::kIdle) return config_.idle_timeout;
+  auto member = facts(state_).timeout;
+  return member == nullptr ? std::chrono::seconds{0} : config_.timeouts.*member;
+}
+
+ClientAction ClientSession::current_action() const {
+  switch (state_) {
+    case State::kClosed: return ClientAction::kClose;
+    case State::kBody: return ClientAction::kSendMore;
+    default: return ClientAction::kNeedInput;
+  }
+}
+
+// ---- transport events ----
+
+ClientAction ClientSession::on_connected(std::string&) {
+  if (state_ == State::kConnecting) state_ = State::kGreeting;
+  return current_action();
+}
+
+ClientAction ClientSession::on_input(std::string_view bytes, std::string& out) {
+  if (state_ == State::kClosed) return ClientAction::kClose;
+  if (state_ == State::kBody) {
+    // Servers do not speak during DATA; a reply now (an early 5xx, a 421) is kept and read as the
+    // verdict on the message once the dot is out. Bounded, as everything read from the network.
+    if (input_.size() + bytes.size() > config_.max_buffered_input) {
+      end_session_quietly(classify_transport_failure(ClientStage::kDataBlock, TransportFailure::kProtocolError,
+                                                     "server sent too much while we were sending message data"));
+      return ClientAction::kClose;
+    }
+    input_.append(bytes);
+    return current_action();
+  }
+  process(bytes, out);
+  return current_action();
+}
+
+// Parses replies from `input` and hands each to the current state's handler until the input is used
+// up, the session ends, or message data starts (the rest is kept in input_).
+void ClientSession::process(std::string_view input, std::string& out) {
+  while (!input.empty()) {
+    ReplyHandler handler = facts(state_).on_reply;
+    if (handler == nullptr) {
+      if (state_ == State::kBody) input_.append(input);
+      return;
+    }
+    switch (parser_.parse(input)) {
+      case ReplyParser::Status::kNeedMore: return;
+      case ReplyParser::Status::kError:
+        end_session_quietly(
+            classify_transport_failure(stage(), TransportFailure::kProtocolError, reply_error_name(parser_.error())));
+        return;
+      case ReplyParser::Status::kReply: (this->*handler)(parser_.reply(), out); break;
+    }
+  }
+}
+
+ClientAction ClientSession::on_output_drained(std::string& out) {
+  if (state_ != State::kBody) return current_action();
+  if (!stuffer_.produce(out, config_.max_output_chunk)) return ClientAction::kSendMore;
+  // The final dot is in `out`: from here on a lost connection may mean the message arrived.
+  state_ = State::kDot;
+  if (!input_.empty()) {
+    std::string early;
+    early.swap(input_);
+    process(early, out);
+    if (input_.empty()) {  // keep the buffer's capacity
+      early.clear();
+      input_.swap(early);
+    }
+  }
+  return current_action();
+}
+
+ClientAction ClientSession::on_timeout(std::string& out) {
+  switch (state_) {
+    case State::kClosed: return ClientAction::kClose;
+    case State::kIdle: enter_quit(out); return current_action();
+    case State::kQuit: {
+      DeliveryOutcome done = classify_reply(ClientStage::kQuit, Reply{221, "", "no reply to QUIT"});
+      end_session_quietly(done);
+      return ClientAction::kClose;
+    }
+    case State::kConnecting:
+      end_session_quietly(classify_transport_failure(ClientStage::kConnect, TransportFailure::kConnectFailed, "timeout"));
+      return ClientAction::kClose;
+    default:
+      end_session_quietly(classify_transport_failure(stage(), TransportFailure::kTimeout, {}));
+      return ClientAction::kClose;
+  }
+}
+
+void ClientSession::on_connection_lost(std::string_view error) {
+  switch (state_) {
+    case State::kClosed: return;
+    case State::kQuit:
+      // The server may close without answering QUIT; all work was finished before QUIT was sent.
+      end_session_quietly(classify_reply(ClientStage::kQuit, Reply{221, "", "connection closed after QUIT"}));
+      return;
+    case State::kConnecting:
+      end_session_quietly(classify_transport_failure(ClientStage::kConnect, TransportFailure::kConnectFailed, error));
+      return;
+    default: {
+      std::string detail(error);
+      if (parser_.partial()) detail = detail.empty() ? "closed in the middle of a reply" : detail + " (in the middle of a reply)";
+      end_session_quietly(classify_transport_failure(stage(), TransportFailure::kLost, detail));
+      return;
+    }
+  }
+}
+
+ClientAction ClientSession::offer(std::string& out) {
+  if (state_ == State::kIdle) start_next_transaction(out);
+  return current_action();
+}
+
+ClientAction ClientSession::shutdown(std::string& out) {
+  if (state_ == State::kIdle) {
+    enter_quit(out);
+  } else if (state_ != State::kClosed && state_ != State::kQuit) {
+    end_session_quietly(classify_transport_failure(stage(), TransportFailure::kLost, "ringmail is shutting down"));
+  }
+  return current_action();
+}
+
+// ---- enter handlers ----
+
+void ClientSession::enter_ehlo(std::string& out) {
+  fmt::format_to(std::back_inserter(out), "EHLO {}\r\n", config_.helo_name);
+  state_ = State::kEhlo;
+}
+
+void ClientSession::enter_helo(std::string& out) {
+  fmt::format_to(std::back_inserter(out), "HELO {}\r\n", config_.helo_name);
+  state_ = State::kHelo;
+}
+
+void ClientSession::enter_mail(std::string& out) {
+  const OutboundTransaction& t = *txn_;
+  fmt::format_to(std::back_inserter(out), "MAIL FROM:<{}>", t.mail_from);
+  if (caps_.size) fmt::format_to(std::back_inserter(out), " SIZE={}", t.size);
+  if (t.body_8bit) out += " BODY=8BITMIME";  // refuse_locally() made sure 8BITMIME is there
+  if (t.smtputf8) out += " SMTPUTF8";
+  if (caps_.dsn && !t.dsn_mail_params.empty()) {
+    out += ' ';
+    out += t.dsn_mail_params;
+  }
+  out += "\r\n";
+  ++transactions_sent_;
+  state_ = State::kMail;
+  if (pipelined_) {
+    // RFC 2920 §3.1: MAIL and RCPT may be grouped; DATA must be the last command of the group. The
+    // replies come back in order and are matched by count (on_mail_reply, on_rcpt_reply, on_data_reply).
+    for (size_t i = 0; i < rcpt_count_; ++i) send_rcpt(i, out);
+    out += "DATA\r\n";
+  }
+}
+
+void ClientSession::send_rcpt(size_t index, std::string& out) {
+  const OutboundRecipient& r = txn_->recipients[index];
+  fmt::format_to(std::back_inserter(out), "RCPT TO:<{}>", r.address);
+  if (caps_.dsn && !r.dsn_params.empty()) {
+    out += ' ';
+    out += r.dsn_params;
+  }
+  out += "\r\n";
+}
+
+void ClientSession::enter_data(std::string& out) {
+  out += "DATA\r\n";
+  state_ = State::kData;
+}
+
+void ClientSession::enter_body(std::string& out) {
+  stuffer_.start(txn_->body);
+  state_ = State::kBody;
+  if (stuffer_.produce(out, config_.max_output_chunk)) {
+    // Small message: data and dot went out in one piece.
+    state_ = State::kDot;
+  }
+}
+
+void ClientSession::enter_rset(std::string& out) {
+  out += "RSET\r\n";
+  state_ = State::kRset;
+}
+
+void ClientSession::enter_quit(std::string& out) {
+  out += "QUIT\r\n";
+  state_ = State::kQuit;
+}
+
+// ---- transactions ----
+
+bool ClientSession::refuse_locally(const OutboundTransaction& t) {
+  if (t.smtputf8 && !caps_.smtputf8) {
+    report_all(RcptState::kPending, classify_local_refusal(LocalRefusal::kNeedsSmtpUtf8, 0));
+    return true;
+  }
+  if (t.body_8bit && !caps_.eight_bit_mime) {
+    // RFC 6152 §3: no 8-bit data to a server without 8BITMIME. We do not down-convert to 7 bit.
+    report_all(RcptState::kPending, classify_local_refusal(LocalRefusal::kNeeds8BitMime, 0));
+    return true;
+  }
+  if (caps_.max_size != 0 && t.size > caps_.max_size) {
+    // RFC 1870 §6: do not send a message larger than the announced fixed maximum.
+    report_all(RcptState::kPending, classify_local_refusal(LocalRefusal::kTooBig, caps_.max_size));
+    return true;
+  }
+  return false;
+}
+
+void ClientSession::start_next_transaction(std::string& out) {
+  // A loop rather than chained calls: transactions refused by the local checks are finished here
+  // and the next one is taken at once, without a round trip.
+  for (;;) {
+    if (config_.max_messages_per_connection != 0 && transactions_sent_ >= config_.max_messages_per_connection)
+      return enter_quit(out);
+    const OutboundTransaction* t = hooks_.next_transaction();
+    if (t == nullptr) {
+      if (config_.idle_timeout.count() > 0) {
+        state_ = State::kIdle;
+        return;
+      }
+      return enter_quit(out);
+    }
+    txn_ = t;
+    rcpt_state_.assign(t->recipients.size(), RcptState::kPending);
+    rcpt_count_ = std::min(t->recipients.size(), config_.max_recipients_per_transaction);
+    rcpt_replies_ = 0;
+    accepted_ = 0;
+    mail_accepted_ = false;
+    pipelined_ = config_.use_pipelining && caps_.pipelining;
+    if (rcpt_count_ < t->recipients.size()) {
+      // The engine groups at most the cap; if it sent more, the rest waits for another transaction.
+      DeliveryOutcome over = classify_local_refusal(LocalRefusal::kTooManyRecipients, config_.max_recipients_per_transaction);
+      for (size_t i = rcpt_count_; i < t->recipients.size(); ++i) report(i, over);
+    }
+    if (rcpt_count_ == 0 || refuse_locally(*t)) {
+      end_transaction();
+      continue;
+    }
+    return enter_mail(out);
+  }
+}
+
+void ClientSession::report(size_t index, const DeliveryOutcome& outcome) {
+  if (rcpt_state_[index] == RcptState::kDone) return;
+  rcpt_state_[index] = RcptState::kDone;
+  hooks_.on_recipient_result(*txn_, index, outcome);
+}
+
+void ClientSession::report_all(RcptState which, const DeliveryOutcome& outcome) {
+  for (size_t i = 0; i < rcpt_state_.size(); ++i)
+    if (rcpt_state_[i] == which) report(i, outcome);
+}
+
+void ClientSession::end_transaction() {
+  const OutboundTransaction* t = txn_;
+  txn_ = nullptr;
+  hooks_.on_transaction_done(*t);
+}
+
+void ClientSession::end_session(const DeliveryOutcome& why, bool quit, std::string& out) {
+  if (quit) out += "QUIT\r\n";
+  end_session_quietly(why);
+}
+
+void ClientSession::end_session_quietly(const DeliveryOutcome& why) {
+  if (txn_ != nullptr) {
+    report_all(RcptState::kAccepted, why);
+    report_all(RcptState::kPending, why);
+    end_transaction();
+  }
+  state_ = State::kClosed;
+  input_.clear();
+  if (!session_reported_) {
+    session_reported_ = true;
+    hooks_.on_session_result(why);
+  }
+}
+
+// ---- reply handlers ----
+
+void ClientSession::on_greeting_reply(const Reply& reply, std::string& out) {
+  DeliveryOutcome& o = outcome_;
+  classify_reply(ClientStage::kGreeting, reply, o);
+  if (!o.ok()) return end_session(o, reply.code != 421 && !o.local, out);
+  enter_ehlo(out);
+}
+
+void ClientSession::on_ehlo_reply(const Reply& reply, std::string& out) {
+  if (reply.klass() == 5) return enter_helo(out);  // 500/502 "command not recognized": an old server (RFC 5321 §3.2)
+  DeliveryOutcome& o = outcome_;
+  classify_reply(ClientStage::kEhlo, reply, o);
+  if (!o.ok()) return end_session(o, reply.code != 421 && !o.local, out);
+  caps_ = parse_ehlo_capabilities(reply);
+  start_next_transaction(out);
+}
+
+void ClientSession::on_helo_reply(const Reply& reply, std::string& out) {
+  DeliveryOutcome& o = outcome_;
+  classify_reply(ClientStage::kHelo, reply, o);
+  if (!o.ok()) return end_session(o, reply.code != 421 && !o.local, out);
+  caps_ = ServerCapabilities{};  // HELO: no service extensions at all
+  start_next_transaction(out);
+}
+
+void ClientSession::on_mail_reply(const Reply& reply, std::string& out) {
+  DeliveryOutcome& o = outcome_;
+  classify_reply(ClientStage::kMail, reply, o);
+  if (o.local || o.scope == FailureScope::kConnection) return end_session(o, false, out);
+  mail_accepted_ = o.ok();
+  // A refused MAIL decides for every recipient. Pipelined RCPT/DATA replies still arrive (503s) and
+  // are read and ignored by the handlers below.
+  if (!mail_accepted_) report_all(RcptState::kPending, o);
+  if (pipelined_) {
+    state_ = State::kRcpt;
+    return;
+  }
+  if (!mail_accepted_) {
+    end_transaction();
+    return enter_rset(out);
+  }
+  send_rcpt(0, out);
+  state_ = State::kRcpt;
+}
+
+void ClientSession::on_rcpt_reply(const Reply& reply, std::string& out) {
+  const size_t index = rcpt_replies_++;
+  DeliveryOutcome& o = outcome_;
+  classify_reply(ClientStage::kRcpt, reply, o);
+  if (o.local || o.scope == FailureScope::kConnection) return end_session(o, false, out);
+  if (mail_accepted_) {
+    if (o.ok()) {
+      rcpt_state_[index] = RcptState::kAccepted;
+      ++accepted_;
+    } else {
+      report(index, o);
+    }
+  }
+  if (rcpt_replies_ < rcpt_count_) {
+    if (!pipelined_) send_rcpt(rcpt_replies_, out);
+    return;
+  }
+  if (pipelined_) {
+    state_ = State::kData;  // DATA went out with the group
+    return;
+  }
+  if (accepted_ > 0) return enter_data(out);
+  // Lock-step and nobody accepted: DATA is not sent at all.
+  end_transaction();
+  enter_rset(out);
+}
+
+void ClientSession::on_data_reply(const Reply& reply, std::string& out) {
+  DeliveryOutcome& o = outcome_;
+  classify_reply(ClientStage::kData, reply, o);
+  if (o.ok() && accepted_ == 0) {
+    // Pipelined, every RCPT (or MAIL) refused, yet 354 to DATA: the server breaks RFC 2920 §3.1 and is
+    // now reading message text. Neither RSET nor QUIT would be read as commands, and an empty "."
+    // could deliver an empty message if we and the server disagree about a recipient. Every
+    // recipient already has its result, so the safe way out is to close without sending anything.
+    return end_session_quietly(classify_transport_failure(ClientStage::kData, TransportFailure::kProtocolError,
+                                                          "354 to DATA although no recipient was accepted"));
+  }
+  if (o.ok()) return enter_body(out);
+  if (o.local || o.scope == FailureScope::kConnection) return end_session(o, false, out);
+  report_all(RcptState::kAccepted, o);
+  end_transaction();
+  enter_rset(out);
+}
+
+void ClientSession::on_dot_reply(const Reply& reply, std::string& out) {
+  DeliveryOutcome& o = outcome_;
+  classify_reply(ClientStage::kDot, reply, o);
+  if (o.local || o.scope == FailureScope::kConnection) return end_session(o, false, out);
+  // The verdict on the message applies to every recipient accepted in this transaction.
+  report_all(RcptState::kAccepted, o);
+  end_transaction();
+  // The transaction is over whatever the verdict (RFC 5321 §4.1.1.4): the next MAIL needs no RSET.
+  start_next_transaction(out);
+}
+
+void ClientSession::on_rset_reply(const Reply& reply, std::string& out) {
+  DeliveryOutcome& o = outcome_;
+  classify_reply(ClientStage::kRset, reply, o);
+  if (!o.ok()) return end_session(o, reply.code != 421 && !o.local, out);
+  start_next_transaction(out);
+}
+
+void ClientSession::on_idle_reply(const Reply& reply, std::string&) {
+  // Unasked-for while idle: usually "421 timeout" before the server closes. Nothing is pending.
+  end_session_quietly(classify_transport_failure(ClientStage::kIdle, TransportFailure::kLost,
+                                                 fmt::format("server sent {} {}", reply.code, reply.text)));
+}
+
+void ClientSession::on_quit_reply(const Reply& reply, std::string&) {
+  end_session_quietly(classify_reply(ClientStage::kQuit, reply));
+}
+
+}  // namespace ringmail::smtp
