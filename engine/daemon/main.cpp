@@ -15,11 +15,14 @@
 #include <memory>
 #include <vector>
 
+#include <fmt/ranges.h>
+
 #include "common/log.h"
 #include "engine/daemon/options.h"
 #include "engine/loop/loop.h"
 #include "engine/server/worker.h"
 #include "queue/spool.h"
+#include "routing/publisher.h"
 
 using namespace ringmail;
 
@@ -100,6 +103,26 @@ int run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // The connector file is validated before anything else starts: a broken file is an operator
+  // error to fix now, reported with every FILE:LINE reason, not a daemon that half-works.
+  routing::NodeIdentity node{opts->node_name, opts->node_addresses};
+  std::unique_ptr<routing::TablePublisher> routes;
+  if (!opts->config_file.empty()) {
+    auto config = routing::load_connector_file(opts->config_file);
+    if (!config) {
+      log::error("connector file {} is invalid:\n{}", opts->config_file, config.error().message());
+      return 2;
+    }
+    auto table = routing::Table::build(*config, node);
+    if (!table) {
+      log::error("connector file {}: {}", opts->config_file, table.error().message());
+      return 2;
+    }
+    log::info("connector file {}: {} connectors loaded (node {})", opts->config_file, (*config)->connectors.size(),
+              node.name);
+    routes = std::make_unique<routing::TablePublisher>(std::move(*table));
+  }
+
   queue::SpoolOptions spool_opts;
   spool_opts.dir = opts->spool_dir;
   auto spool = queue::Spool::open(spool_opts);
@@ -146,6 +169,7 @@ int run(int argc, char** argv) {
     wc.open_connections = &open_connections;
     wc.max_connections = opts->max_connections;
     wc.spool = spool->get();
+    wc.routes = routes.get();
     wc.shutdown_grace = std::chrono::seconds(opts->shutdown_grace);
     workers.push_back(std::make_unique<engine::Worker>(std::move(wc)));
     if (auto st = workers.back()->start(); !st) {
@@ -164,7 +188,17 @@ int run(int argc, char** argv) {
     int sig = 0;
     if (sigwait(&sigs, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      log::info("SIGHUP: nothing to reload yet");
+      if (!routes) {
+        log::info("SIGHUP: no --config given, nothing to reload");
+        continue;
+      }
+      // Built and validated here, on the main thread; workers pick it up at their next iteration.
+      auto outcome = routing::reload_connector_file(opts->config_file, node, routes.get());
+      if (outcome.published)
+        log::info("SIGHUP: connector file {} reloaded (table version {})", opts->config_file, outcome.version);
+      else
+        log::error("SIGHUP: connector file {} refused, the previous table stays in use:\n{}", opts->config_file,
+                   fmt::join(outcome.errors, "\n"));
       continue;
     }
     log::info("{}: shutting down (stop accepting, finish sessions, sync the spool)", strsignal(sig));

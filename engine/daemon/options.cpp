@@ -39,6 +39,9 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
   app.add_option("--hostname", o.hostname, "our host name in the greeting and Received: (default: the system's)");
   app.add_option("--spool", o.spool_dir, "spool directory (created if missing)")->capture_default_str();
   app.add_option("--config", o.config_file, "send connector file (TOML); without it all mail is held");
+  app.add_option("--node", o.node_name, "this node's name, matched against connectors' `nodes` (default: --hostname)");
+  app.add_option("--node-address", o.node_addresses,
+                 "an egress IP of this node, repeatable; connectors whose source_addresses include it win cost ties");
   app.add_option("--workers", o.workers, "worker threads, each with its own io_uring ring (0 = one per core)")
       ->capture_default_str();
   app.add_option("--relay-networks", o.relay_networks,
@@ -83,6 +86,7 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
     if (gethostname(buf, sizeof buf - 1) == 0 && buf[0]) o.hostname = buf;
     else o.hostname = "localhost";
   }
+  if (o.node_name.empty()) o.node_name = o.hostname;
   if (o.listen.empty()) return make_error("--listen: at least one address is needed");
   return o;
 }

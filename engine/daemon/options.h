@@ -18,6 +18,8 @@ struct DaemonOptions {
   std::string hostname;                  // our name (greeting, Received:); default gethostname()
   std::string spool_dir = "/var/spool/ringmail";
   std::string config_file;               // connector file (TOML); empty = none (mail is held)
+  std::string node_name;                 // this node's name for connectors' `nodes` (default: hostname)
+  std::vector<std::string> node_addresses;  // this node's egress IPs, for the locality tie-break
   unsigned workers = 0;                  // 0 = one per core
   std::string relay_networks = "127.0.0.0/8,::1/128";
   NetworkList relay;                     // parsed relay_networks

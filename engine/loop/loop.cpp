@@ -156,6 +156,7 @@ void Loop::run() {
   stopping_ = false;
   while (!stopping_) {
     ++stats_.iterations;
+    if (iteration_hook_) iteration_hook_();
     now_ = MonoClock::now();
     auto wait = timers_.until_next(now_, seconds(1));
     __kernel_timespec ts{};

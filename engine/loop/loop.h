@@ -62,6 +62,9 @@ class Loop {
   void stop() { stopping_ = true; }
   bool stopping() const { return stopping_; }
 
+  // Runs at the top of every iteration, before waiting (e.g. refreshing the routing snapshot).
+  void set_iteration_hook(std::function<void()> fn) { iteration_hook_ = std::move(fn); }
+
   // Thread-safe: runs `fn` on the loop thread at the top of its next iteration.
   void post(std::function<void()> fn);
   // Runs `fn` at the end of the current iteration (after all CQEs of the batch are dispatched):
@@ -116,6 +119,7 @@ class Loop {
   std::vector<std::function<void()>> running_;  // swapped out of posted_ on the loop thread
   std::atomic<bool> wake_pending_{false};       // an eventfd write is outstanding
   std::vector<std::function<void()>> deferred_; // run at the end of the iteration
+  std::function<void()> iteration_hook_;        // see set_iteration_hook()
   Stats stats_;
 };
 

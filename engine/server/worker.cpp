@@ -46,6 +46,14 @@ void Worker::thread_main() {
   auto writer = config_.spool->make_writer(config_.id, *file_io_, SystemClock::instance());
   if (!writer) return fail(writer.error());
   writer_ = std::move(*writer);
+  if (config_.routes) {
+    // Each iteration costs one acquire load; a new table is taken only after a reload.
+    routes_ = std::make_unique<routing::TableReader>(*config_.routes);
+    routes_->refresh();
+    loop_->set_iteration_hook([this] {
+      if (routes_->refresh()) log::debug("routing table version {} in use", routes_->version());
+    });
+  }
   for (int fd : config_.listen_fds) {
     auto op = std::make_unique<AcceptOp>();
     op->worker = this;
@@ -62,6 +70,7 @@ void Worker::thread_main() {
   // The loop ends only after the writer closed; drop what is left in a safe order.
   writer_.reset();
   file_io_.reset();
+  routes_.reset();
   loop_.reset();
 }
 

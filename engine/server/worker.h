@@ -17,6 +17,7 @@
 #include "engine/loop/ring_file_io.h"
 #include "engine/smtp/server_session.h"
 #include "queue/spool.h"
+#include "routing/publisher.h"
 #include "queue/spool_writer.h"
 
 namespace ringmail::engine {
@@ -31,6 +32,7 @@ struct WorkerConfig {
   std::atomic<int>* open_connections = nullptr; // shared count of inbound connections
   int max_connections = 2000;                   // cap across all workers
   queue::Spool* spool = nullptr;                // the shared spool (writers are per worker)
+  const routing::TablePublisher* routes = nullptr;  // connector table; null = no connectors (hold)
   std::chrono::seconds shutdown_grace{10};      // how long busy sessions may finish on shutdown
   LoopOptions loop;                             // ring sizes
 };
@@ -51,6 +53,9 @@ class Worker {
   Loop& loop() { return *loop_; }
   queue::SpoolWriter& writer() { return *writer_; }
   const smtp::ServerConfig& server_config() const { return config_.server; }
+  // This worker's routing snapshot (lock-free reads; refreshed at the top of each loop iteration).
+  // Null when the daemon runs without a connector file.
+  const routing::Table* routes() const { return routes_ ? &routes_->table() : nullptr; }
   void session_finished(InboundSession* s);
 
   struct Counters {
@@ -89,6 +94,7 @@ class Worker {
   std::unique_ptr<Loop> loop_;                  // created on the worker thread
   std::unique_ptr<RingFileIo> file_io_;         // spool I/O on the ring
   std::unique_ptr<queue::SpoolWriter> writer_;  // this worker's spool segment writer
+  std::unique_ptr<routing::TableReader> routes_;  // this worker's view of the connector table
   std::vector<std::unique_ptr<AcceptOp>> accepts_;  // one per listening socket
   InboundSession* sessions_ = nullptr;          // intrusive list of live sessions
   size_t session_count_ = 0;
