@@ -1,0 +1,186 @@
+// ringmail-sink: parses flags, binds every --listen address once per worker (SO_REUSEPORT),
+// starts the workers, writes --ready-file, and then the main thread only waits for signals and
+// reports counters (--stats-interval, --stats-file). SIGTERM/SIGINT (or --exit-after) → stop the
+// workers, print one summary line, exit 0. The SMTP work happens on the workers' rings.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <vector>
+
+#include "common/log.h"
+#include "engine/loop/loop.h"
+#include "tools/sink/message_recorder.h"
+#include "tools/sink/sink_options.h"
+#include "tools/sink/sink_worker.h"
+
+using namespace ringmail;
+using namespace ringmail::sink;
+
+namespace {
+
+// 10,000 concurrent clients need more than the usual 1024 descriptors.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+Result<int> make_listener(const SocketAddress& addr) {
+  int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error("socket: {}", std::strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);  // one listener per worker
+  if (addr.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, addr.sa(), addr.len()) < 0 || ::listen(fd, 4096) < 0) {
+    int e = errno;
+    ::close(fd);
+    return make_error("cannot listen on {}: {}", addr.to_string(), std::strerror(e));
+  }
+  return fd;
+}
+
+SocketAddress bound_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+// Write to a temporary file and rename it, so a reader never sees a partial file.
+bool write_atomically(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return false;
+  bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size();
+  ok = std::fclose(f) == 0 && ok;
+  return ok && std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::string counters_as_lines(const SinkCounters& c) {
+  return fmt::format(
+      "connections={}\nopen_connections={}\nmessages_accepted={}\nrecipients_accepted={}\nrcpt_faults={}\n"
+      "data_faults={}\ndropped_mid_data={}\noversize={}\nmessage_bytes={}\nbytes_received={}\n",
+      c.connections.load(), c.open_connections.load(), c.messages.load(), c.rcpts.load(), c.rcpt_faults.load(),
+      c.data_faults.load(), c.dropped.load(), c.oversize.load(), c.message_bytes.load(), c.bytes_received.load());
+}
+
+std::string counters_as_line(const SinkCounters& c) {
+  return fmt::format(
+      "connections={} open={} accepted={} rejected_rcpt={} rejected_data={} dropped_mid_data={} oversize={} "
+      "message_bytes={} bytes_received={}",
+      c.connections.load(), c.open_connections.load(), c.messages.load(), c.rcpt_faults.load(),
+      c.data_faults.load(), c.dropped.load(), c.oversize.load(), c.message_bytes.load(), c.bytes_received.load());
+}
+
+int run(int argc, char** argv) {
+  int exit_code = 0;
+  auto parsed = parse_sink_options(argc, argv, &exit_code);
+  if (!parsed) return exit_code;
+  const SinkOptions& opts = *parsed;
+  if (opts.quiet) log::set_level(log::Level::kWarn);
+
+  if (auto st = engine::probe_io_uring(); !st) {
+    log::error("{}", st.error().message());
+    return 1;
+  }
+  raise_fd_limit();
+
+  // Signals go to this thread only (sigwait); workers inherit the blocked mask. --exit-after
+  // raises SIGTERM from a worker, which lands here too.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  SinkShared shared;
+  shared.options = &opts;
+  std::unique_ptr<MessageRecorder> recorder;
+  if (opts.responder.keep_body) {
+    auto r = MessageRecorder::open(opts.record_path, opts.save_dir);
+    if (!r) {
+      log::error("{}", r.error().message());
+      return 1;
+    }
+    recorder = std::move(*r);
+    shared.recorder = recorder.get();
+  }
+
+  // Bind each address once per worker; port 0 is resolved by the first bind and reused.
+  std::vector<std::vector<int>> fds(opts.workers);
+  std::string ready;
+  for (SocketAddress addr : opts.listen) {
+    for (unsigned w = 0; w < opts.workers; ++w) {
+      auto fd = make_listener(addr);
+      if (!fd) {
+        log::error("{}", fd.error().message());
+        return 1;
+      }
+      if (w == 0) addr = bound_address(*fd);
+      fds[w].push_back(*fd);
+    }
+    shared.listen_names.push_back(addr.to_string());
+    ready += addr.to_string() + "\n";
+  }
+
+  std::vector<std::unique_ptr<SinkWorker>> workers;
+  for (unsigned w = 0; w < opts.workers; ++w) {
+    workers.push_back(std::make_unique<SinkWorker>(w, shared, std::move(fds[w])));
+    if (auto st = workers.back()->start(); !st) {
+      log::error("worker {}: {}", w, st.error().message());
+      for (auto& wk : workers) wk->request_stop();
+      return 1;
+    }
+  }
+  if (!opts.ready_file.empty() && !write_atomically(opts.ready_file, ready)) {
+    log::error("cannot write --ready-file {}: {}", opts.ready_file, std::strerror(errno));
+    for (auto& wk : workers) wk->request_stop();
+    return 1;
+  }
+  log::info("ringmail-sink listening on {} with {} worker(s)", fmt::join(shared.listen_names, ", "), opts.workers);
+
+  // Wait for a signal, waking every 100 ms for the stats outputs.
+  using Clock = std::chrono::steady_clock;
+  auto next_file = Clock::now();
+  auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opts.stats_interval_s));
+  auto next_line = Clock::now() + interval;
+  for (;;) {
+    timespec ts{0, 100 * 1000 * 1000};
+    int sig = sigtimedwait(&sigs, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) break;
+    auto now = Clock::now();
+    if (!opts.stats_file.empty() && now >= next_file) {
+      write_atomically(opts.stats_file, counters_as_lines(shared.counters));
+      next_file = now + std::chrono::seconds(1);
+    }
+    if (opts.stats_interval_s > 0 && now >= next_line) {
+      std::printf("stats: %s\n", counters_as_line(shared.counters).c_str());
+      std::fflush(stdout);
+      next_line = now + interval;
+    }
+  }
+  for (auto& w : workers) w->request_stop();
+  for (auto& w : workers) w->join();
+  if (!opts.stats_file.empty() && !write_atomically(opts.stats_file, counters_as_lines(shared.counters)))
+    log::warn("cannot write --stats-file {}: {}", opts.stats_file, std::strerror(errno));
+  std::printf("summary: %s\n", counters_as_line(shared.counters).c_str());
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return run(argc, argv); }
