@@ -13,6 +13,8 @@ case "$flavour" in
   *) echo "usage: $0 [release|asan|tsan]" >&2; exit 2 ;;
 esac
 shift || true
+# ccache keyed on paths relative to the checkout, so a fresh clone elsewhere (CI) reuses the cache.
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1 CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 cmake -S . -B "build/$flavour" -G Ninja "${args[@]}" >/dev/null
 ninja -C "build/$flavour" "$@"

@@ -18,8 +18,10 @@ echo "== asan+ubsan build"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/asan --output-on-failure -j "$jobs"
 
-echo "== tsan build"
-./scripts/build.sh tsan
+echo "== tsan build (only the programs of tests labelled tsan)"
+./scripts/build.sh tsan help >/dev/null  # configure
+tsan_targets=$(ctest --test-dir build/tsan -L tsan -N | sed -n 's/^ *Test *#[0-9]*: *//p')
+./scripts/build.sh tsan $tsan_targets
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L tsan
 
