@@ -154,6 +154,15 @@ int run(int argc, char** argv) {
     log::info("listening on {}", addr->to_string());
   }
 
+  // Delivery runs when there is a connector table and --hold is not given.
+  engine::DeliveryShared delivery;
+  delivery.spool = spool->get();
+  delivery.hostname = opts->hostname;
+  delivery.max_outbound = opts->max_outbound;
+  delivery.retry.min_backoff = std::chrono::seconds(opts->retry_min);
+  delivery.retry.max_backoff = std::chrono::seconds(opts->retry_max);
+  bool delivering = routes && !opts->hold;
+
   std::atomic<int> open_connections{0};
   std::vector<std::unique_ptr<engine::Worker>> workers;
   for (unsigned w = 0; w < opts->workers; ++w) {
@@ -170,6 +179,7 @@ int run(int argc, char** argv) {
     wc.max_connections = opts->max_connections;
     wc.spool = spool->get();
     wc.routes = routes.get();
+    wc.delivery = delivering ? &delivery : nullptr;
     wc.shutdown_grace = std::chrono::seconds(opts->shutdown_grace);
     workers.push_back(std::make_unique<engine::Worker>(std::move(wc)));
     if (auto st = workers.back()->start(); !st) {
@@ -178,9 +188,23 @@ int run(int argc, char** argv) {
       return 1;
     }
   }
+  if (delivering) {
+    for (auto& w : workers) delivery.workers.push_back(w->delivery());
+    // Recovered messages go back to their next hops before new mail is taken.
+    auto table = routes->current();
+    for (const auto& r : (*spool)->recovered()) {
+      auto msg = std::make_shared<queue::QueuedMessage>();
+      msg->env = r.env;
+      msg->location = r.location;
+      msg->rcpts = r.rcpts;
+      msg->pending.store(static_cast<uint32_t>(r.pending_count()), std::memory_order_relaxed);
+      engine::dispatch_message(delivery, table, msg);
+    }
+  }
+  for (auto& w : workers) w->open_listeners();
   log::info("ringmail ready: {} workers, relay networks {}, max message size {} bytes{}", opts->workers,
             opts->relay.to_string(), opts->max_message_size,
-            opts->hold || opts->config_file.empty() ? ", holding all mail (no delivery)" : "");
+            delivering ? "" : ", holding all mail (no delivery)");
   if (!opts->ready_file.empty() && !write_ready_file(opts->ready_file, ready))
     log::warn("cannot write --ready-file {}: {}", opts->ready_file, std::strerror(errno));
 
@@ -213,6 +237,11 @@ int run(int argc, char** argv) {
     conns += w->counters().accepted_connections.load();
   }
   log::info("stopped: {} connections, {} messages queued, {} spool failures", conns, committed, failed);
+  if (delivering)
+    log::info("delivery: {} recipients delivered, {} deferred, {} failed, {} unreachable; {} messages completed",
+              delivery.delivered.load(), delivery.deferred.load(), delivery.failed.load(), delivery.unreachable.load(),
+              delivery.messages_done.load());
+  (*spool)->delete_empty_segments();
   return 0;
 }
 

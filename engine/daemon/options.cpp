@@ -64,6 +64,15 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
   app.add_option("--shutdown-grace", o.shutdown_grace, "seconds busy sessions may finish after SIGTERM")
       ->capture_default_str();
   app.add_flag("--hold", o.hold, "accept and queue mail but deliver nothing");
+  app.add_option("--max-outbound", o.max_outbound, "outbound SMTP sessions across all workers")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--retry-min", o.retry_min, "seconds before the first retry of a deferred recipient (doubles)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u));
+  app.add_option("--retry-max", o.retry_max, "longest retry back-off, seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u * 7));
   app.add_option("--ready-file", o.ready_file, "write the bound listen addresses here once ready (for scripts)");
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")->capture_default_str();
   try {
@@ -87,6 +96,7 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
     else o.hostname = "localhost";
   }
   if (o.node_name.empty()) o.node_name = o.hostname;
+  if (o.retry_max < o.retry_min) return make_error("--retry-max must not be below --retry-min");
   if (o.listen.empty()) return make_error("--listen: at least one address is needed");
   return o;
 }

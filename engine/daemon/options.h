@@ -30,6 +30,9 @@ struct DaemonOptions {
   unsigned data_timeout = 180;           // seconds between DATA blocks
   unsigned shutdown_grace = 10;          // seconds busy sessions may finish on SIGTERM
   bool hold = false;                     // keep all mail queued (no delivery)
+  int max_outbound = 10000;              // outbound sessions, all workers together
+  unsigned retry_min = 300;              // seconds before the first retry of a deferred recipient
+  unsigned retry_max = 4000;             // longest back-off, seconds
   std::string ready_file;                // written with the bound addresses once listening
   std::string log_level = "info";
 };

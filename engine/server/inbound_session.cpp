@@ -46,14 +46,14 @@ void InboundSession::act(smtp::Action action) {
       worker_.loop().timers().cancel(*this);  // the spool, not the client, is slow now
       commit_pending_ = true;
       const smtp::Envelope& e = session_.envelope();
-      queue::StoredEnvelope env;
+      queue::StoredEnvelope& env = committing_;
       env.id = current_id_;
       env.arrival = std::chrono::system_clock::now();
       env.mail_from = e.mail_from;
       env.rcpts = e.rcpt_to;
       env.flags = (e.body_8bitmime ? queue::kEnvelope8BitMime : 0u) | (e.smtputf8 ? queue::kEnvelopeSmtpUtf8 : 0u);
       env.client = peer_.remote.to_string() + " " + e.helo;
-      worker_.writer().append(env, session_.message(), this);
+      committing_at_ = worker_.writer().append(env, session_.message(), this);
       break;
     }
     case smtp::Action::kClose:
@@ -70,6 +70,12 @@ void InboundSession::committed(queue::QueueId id, Status status) {
     worker_.counters().messages_committed.fetch_add(1, std::memory_order_relaxed);
     log::debug("{} queued from {} ({} recipients)", queue::format_queue_id(id), peer_.remote.to_string(),
                session_.envelope().rcpt_to.size());
+    auto msg = std::make_shared<queue::QueuedMessage>();
+    msg->env = std::move(committing_);
+    msg->location = committing_at_;
+    msg->rcpts.resize(msg->env.rcpts.size());
+    msg->pending.store(static_cast<uint32_t>(msg->env.rcpts.size()), std::memory_order_relaxed);
+    worker_.message_committed(std::move(msg));
   } else {
     worker_.counters().commit_failures.fetch_add(1, std::memory_order_relaxed);
     log::error("{} from {}: spool commit failed: {}", queue::format_queue_id(id), peer_.remote.to_string(),

@@ -60,6 +60,8 @@ class InboundSession final : public TcpConnection::Handler,
   bool connection_released_ = false;// the TcpConnection finished; free when no commit is pending
   bool shutting_down_ = false;      // 421 sent or to be sent after the current message
   queue::QueueId current_id_ = 0;   // queue id handed out for the current transaction
+  queue::StoredEnvelope committing_;  // the envelope being committed (handed to delivery after)
+  queue::MessageLocation committing_at_;  // where the spool writes it
 };
 
 }  // namespace ringmail::engine

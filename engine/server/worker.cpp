@@ -54,11 +54,14 @@ void Worker::thread_main() {
       if (routes_->refresh()) log::debug("routing table version {} in use", routes_->version());
     });
   }
+  if (config_.delivery) {
+    delivery_ = std::make_unique<Delivery>(config_.id, *loop_, *file_io_, *config_.delivery);
+    if (auto st = delivery_->start(); !st) return fail(st.error());
+  }
   for (int fd : config_.listen_fds) {
     auto op = std::make_unique<AcceptOp>();
     op->worker = this;
     op->fd = fd;
-    arm_accept(*op);
     accepts_.push_back(std::move(op));
   }
   {
@@ -68,10 +71,23 @@ void Worker::thread_main() {
   }
   loop_->run();
   // The loop ends only after the writer closed; drop what is left in a safe order.
+  delivery_.reset();
   writer_.reset();
   file_io_.reset();
   routes_.reset();
   loop_.reset();
+}
+
+void Worker::open_listeners() {
+  loop_->post([this] {
+    if (stopping_) return;
+    for (auto& op : accepts_) arm_accept(*op);
+  });
+}
+
+void Worker::message_committed(queue::MessageRef msg) {
+  if (!delivery_ || !routes_) return;  // holding: the message stays in the spool
+  dispatch_message(*config_.delivery, routes_->snapshot(), msg);
 }
 
 void Worker::arm_accept(AcceptOp& op) {
@@ -163,12 +179,23 @@ void Worker::maybe_finish_stop() {
   if (!stopping_ || writer_closing_ || session_count_ > 0) return;
   for (auto& op : accepts_)
     if (op->armed) return;
-  writer_closing_ = true;
   loop_->timers().cancel(grace_timer_);
   for (int& fd : config_.listen_fds) {
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     fd = -1;
   }
+  if (delivery_ && !delivery_stopping_) {
+    // Outbound sessions end first (idle ones QUIT, busy ones are cut and retried after restart),
+    // then the journal syncs, then the spool writer.
+    delivery_stopping_ = true;
+    delivery_->stop([this] {
+      delivery_stopped_ = true;
+      maybe_finish_stop();
+    });
+    return;
+  }
+  if (delivery_ && delivery_stopping_ && !delivery_stopped_) return;
+  writer_closing_ = true;
   writer_->close([this] { loop_->stop(); });
 }
 

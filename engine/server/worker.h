@@ -14,6 +14,7 @@
 #include "common/net.h"
 #include "common/result.h"
 #include "engine/loop/loop.h"
+#include "engine/delivery/delivery.h"
 #include "engine/loop/ring_file_io.h"
 #include "engine/smtp/server_session.h"
 #include "queue/spool.h"
@@ -33,6 +34,7 @@ struct WorkerConfig {
   int max_connections = 2000;                   // cap across all workers
   queue::Spool* spool = nullptr;                // the shared spool (writers are per worker)
   const routing::TablePublisher* routes = nullptr;  // connector table; null = no connectors (hold)
+  DeliveryShared* delivery = nullptr;           // null = hold everything (no delivery)
   std::chrono::seconds shutdown_grace{10};      // how long busy sessions may finish on shutdown
   LoopOptions loop;                             // ring sizes
 };
@@ -42,8 +44,12 @@ class Worker {
   explicit Worker(WorkerConfig config);
   ~Worker();
 
-  // Starts the thread and waits until its ring and spool writer exist; an error if they could not.
+  // Starts the thread and waits until its ring, spool writer and delivery exist; an error if they
+  // could not. Nothing is accepted until open_listeners().
   Status start();
+  // Thread-safe: arm the accepts (after every worker's delivery is registered in DeliveryShared).
+  void open_listeners();
+  Delivery* delivery() { return delivery_.get(); }
   // Thread-safe: stop accepting, let busy sessions finish (up to the grace period), sync the
   // spool, and end the thread. join() waits for that.
   void request_stop();
@@ -56,6 +62,8 @@ class Worker {
   // This worker's routing snapshot (lock-free reads; refreshed at the top of each loop iteration).
   // Null when the daemon runs without a connector file.
   const routing::Table* routes() const { return routes_ ? &routes_->table() : nullptr; }
+  // Hands a freshly committed message to delivery (routes it with this worker's snapshot).
+  void message_committed(queue::MessageRef msg);
   void session_finished(InboundSession* s);
 
   struct Counters {
@@ -95,6 +103,9 @@ class Worker {
   std::unique_ptr<RingFileIo> file_io_;         // spool I/O on the ring
   std::unique_ptr<queue::SpoolWriter> writer_;  // this worker's spool segment writer
   std::unique_ptr<routing::TableReader> routes_;  // this worker's view of the connector table
+  std::unique_ptr<Delivery> delivery_;          // next hops owned by this worker (null when holding)
+  bool delivery_stopping_ = false;              // delivery_->stop() called
+  bool delivery_stopped_ = false;               // its done callback ran
   std::vector<std::unique_ptr<AcceptOp>> accepts_;  // one per listening socket
   InboundSession* sessions_ = nullptr;          // intrusive list of live sessions
   size_t session_count_ = 0;
