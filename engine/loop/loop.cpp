@@ -130,11 +130,11 @@ void Loop::WakeCompletion::on_complete(const io_uring_cqe&) {
 }
 
 void Loop::post(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> g(post_mutex_);
-    posted_.push_back(std::move(fn));
-  }
-  // One eventfd write per batch of posts: later posters see wake_pending_ and skip the syscall.
+  // Everything happens under the mutex: the loop thread cannot run this task (which may end the
+  // loop and destroy it) before the poster is done touching the loop. One eventfd write per batch
+  // of posts: later posters see wake_pending_ and skip the syscall.
+  std::lock_guard<std::mutex> g(post_mutex_);
+  posted_.push_back(std::move(fn));
   if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
     uint64_t one = 1;
     ssize_t rc = ::write(wake_fd_, &one, sizeof one);
