@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Accept-rate benchmark: ringmail vs Postfix, side by side in one run on the same machine.
 # Both receive the same load from Postfix's smtp-source into a durable queue, with delivery held:
-# 5 KB messages, 20 connections, N messages (default 100000). Both queues live on the same
+# 5 KB messages, 20 connections kept open (smtp-source -d), N messages (default 100000). Both queues live on the same
 # filesystem. Prints messages/s for each and the ratio, and checks that every message is queued.
 #   bench/scripts/accept_vs_postfix.sh [MESSAGES]
 set -euo pipefail
@@ -12,6 +12,7 @@ CONNS=20
 BUILD=${RINGMAIL_BUILD:-build/release}
 [ -x "$BUILD/engine/ringmail" ] || ./scripts/build.sh release >/dev/null
 work=$(mktemp -d /var/tmp/ringmail-bench.XXXXXX)
+chmod 755 "$work"  # Postfix daemons (user postfix) must reach its queue below
 rm_pid=""
 cleanup() {
   [ -n "$rm_pid" ] && kill "$rm_pid" 2>/dev/null && wait "$rm_pid" 2>/dev/null || true
@@ -32,7 +33,7 @@ pf_port=$(free_port)
 ./scripts/postfix-instance.sh start "$work/postfix" >/dev/null
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$pf_port) 2>/dev/null && break; sleep 0.1; done
 t0=$(date +%s.%N)
-smtp-source -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$pf_port"
+smtp-source -d -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$pf_port"
 t1=$(date +%s.%N)
 pf_secs=$(/usr/bin/python3 -c "print($t1 - $t0)")
 sleep 1
@@ -42,11 +43,11 @@ pf_count=$(./scripts/postfix-instance.sh count "$work/postfix")
 # --- ringmail, --hold (group commit: 250 only after the fdatasync covering the message)
 rm_port=$(free_port)
 "$BUILD/engine/ringmail" --listen "127.0.0.1:$rm_port" --spool "$work/ringmail-spool" --hold \
-  --hostname bench.local --ready-file "$work/ready" --log-level warn &
+  --hostname bench.local --ready-file "$work/ready" 2> "$work/ringmail.log" &
 rm_pid=$!
 for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.05; done
 t0=$(date +%s.%N)
-smtp-source -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$rm_port"
+smtp-source -d -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$rm_port"
 t1=$(date +%s.%N)
 rm_secs=$(/usr/bin/python3 -c "print($t1 - $t0)")
 kill -TERM "$rm_pid"; wait "$rm_pid"; rm_pid=""
@@ -57,6 +58,7 @@ pf_rate=$(rate "$N" "$pf_secs"); rm_rate=$(rate "$N" "$rm_secs")
 printf '%-10s %9s %10s %12s\n' system seconds "msgs/s" queued
 printf '%-10s %9.2f %10s %12s\n' postfix "$pf_secs" "$pf_rate" "$pf_count"
 printf '%-10s %9.2f %10s %12s\n' ringmail "$rm_secs" "$rm_rate" "$rm_count"
+grep -h "spool writer:" "$work/ringmail.log" | sed 's/^.*info: /ringmail /'
 echo "ratio ringmail/postfix: $(/usr/bin/python3 -c "print(f'{$rm_rate/$pf_rate:.1f}x')")"
 [ "$rm_count" -eq "$N" ] || { echo "ringmail queued $rm_count of $N" >&2; exit 1; }
 [ "$pf_count" -eq "$N" ] || echo "note: postfix queued $pf_count of $N" >&2

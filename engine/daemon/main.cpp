@@ -18,6 +18,8 @@
 #include <fmt/ranges.h>
 
 #include "common/log.h"
+#include "common/text_io.h"
+#include "engine/net/listener.h"
 #include "engine/daemon/options.h"
 #include "engine/loop/loop.h"
 #include "engine/server/worker.h"
@@ -34,42 +36,6 @@ void raise_fd_limit() {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-}
-
-Result<int> make_listener(const SocketAddress& addr) {
-  int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return make_error("socket: {}", std::strerror(errno));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);  // one listener per worker
-  if (addr.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(fd, addr.sa(), addr.len()) < 0) {
-    int e = errno;
-    ::close(fd);
-    return make_error("cannot listen on {}: {}", addr.to_string(), std::strerror(e));
-  }
-  if (::listen(fd, 4096) < 0) {
-    int e = errno;
-    ::close(fd);
-    return make_error("listen {}: {}", addr.to_string(), std::strerror(e));
-  }
-  return fd;
-}
-
-SocketAddress bound_address(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  return SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-}
-
-bool write_ready_file(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return false;
-  std::fputs(content.c_str(), f);
-  std::fclose(f);
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
 int run(int argc, char** argv) {
@@ -141,15 +107,14 @@ int run(int argc, char** argv) {
       log::error("--listen: {}", addr.error().message());
       return 2;
     }
-    for (unsigned w = 0; w < opts->workers; ++w) {
-      auto fd = make_listener(*addr);
-      if (!fd) {
-        log::error("{}", fd.error().message());
-        return 1;
-      }
-      if (w == 0) *addr = bound_address(*fd);
-      fds[w].push_back(*fd);
+    SocketAddress bound;
+    auto opened = engine::open_listeners(*addr, opts->workers, &bound);
+    if (!opened) {
+      log::error("{}", opened.error().message());
+      return 1;
     }
+    for (unsigned w = 0; w < opts->workers; ++w) fds[w].push_back((*opened)[w]);
+    *addr = bound;
     ready += addr->to_string() + "\n";
     log::info("listening on {}", addr->to_string());
   }
@@ -205,7 +170,7 @@ int run(int argc, char** argv) {
   log::info("ringmail ready: {} workers, relay networks {}, max message size {} bytes{}", opts->workers,
             opts->relay.to_string(), opts->max_message_size,
             delivering ? "" : ", holding all mail (no delivery)");
-  if (!opts->ready_file.empty() && !write_ready_file(opts->ready_file, ready))
+  if (!opts->ready_file.empty() && !write_file_atomically(opts->ready_file, ready))
     log::warn("cannot write --ready-file {}: {}", opts->ready_file, std::strerror(errno));
 
   for (;;) {

@@ -70,6 +70,12 @@ void Worker::thread_main() {
     start_cv_.notify_all();
   }
   loop_->run();
+  auto st = writer_->stats();
+  if (st.records > 0)
+    log::info("spool writer: {} messages in {} writes and {} fdatasyncs ({:.1f} messages per sync), sync latency "
+              "mean {:.2f} ms, max {:.2f} ms",
+              st.records, st.batches, st.syncs, st.syncs ? double(st.records) / double(st.syncs) : 0.0,
+              st.syncs ? double(st.sync_ns_sum) / double(st.syncs) / 1e6 : 0.0, double(st.sync_ns_max) / 1e6);
   // The loop ends only after the writer closed; drop what is left in a safe order.
   delivery_.reset();
   writer_.reset();

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/text_io.h"
+#include "engine/net/listener.h"
 #include "engine/loop/loop.h"
 #include "tools/sink/message_recorder.h"
 #include "tools/sink/sink_options.h"
@@ -34,38 +36,6 @@ void raise_fd_limit() {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-}
-
-Result<int> make_listener(const SocketAddress& addr) {
-  int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return make_error("socket: {}", std::strerror(errno));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);  // one listener per worker
-  if (addr.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(fd, addr.sa(), addr.len()) < 0 || ::listen(fd, 4096) < 0) {
-    int e = errno;
-    ::close(fd);
-    return make_error("cannot listen on {}: {}", addr.to_string(), std::strerror(e));
-  }
-  return fd;
-}
-
-SocketAddress bound_address(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  return SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-}
-
-// Write to a temporary file and rename it, so a reader never sees a partial file.
-bool write_atomically(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return false;
-  bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size();
-  ok = std::fclose(f) == 0 && ok;
-  return ok && std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
 std::string counters_as_lines(const SinkCounters& c) {
@@ -122,16 +92,14 @@ int run(int argc, char** argv) {
   // Bind each address once per worker; port 0 is resolved by the first bind and reused.
   std::vector<std::vector<int>> fds(opts.workers);
   std::string ready;
-  for (SocketAddress addr : opts.listen) {
-    for (unsigned w = 0; w < opts.workers; ++w) {
-      auto fd = make_listener(addr);
-      if (!fd) {
-        log::error("{}", fd.error().message());
-        return 1;
-      }
-      if (w == 0) addr = bound_address(*fd);
-      fds[w].push_back(*fd);
+  for (const SocketAddress& wanted : opts.listen) {
+    SocketAddress addr;
+    auto opened = engine::open_listeners(wanted, opts.workers, &addr);
+    if (!opened) {
+      log::error("{}", opened.error().message());
+      return 1;
     }
+    for (unsigned w = 0; w < opts.workers; ++w) fds[w].push_back((*opened)[w]);
     shared.listen_names.push_back(addr.to_string());
     ready += addr.to_string() + "\n";
   }
@@ -145,7 +113,7 @@ int run(int argc, char** argv) {
       return 1;
     }
   }
-  if (!opts.ready_file.empty() && !write_atomically(opts.ready_file, ready)) {
+  if (!opts.ready_file.empty() && !write_file_atomically(opts.ready_file, ready)) {
     log::error("cannot write --ready-file {}: {}", opts.ready_file, std::strerror(errno));
     for (auto& wk : workers) wk->request_stop();
     return 1;
@@ -163,7 +131,7 @@ int run(int argc, char** argv) {
     if (sig == SIGTERM || sig == SIGINT) break;
     auto now = Clock::now();
     if (!opts.stats_file.empty() && now >= next_file) {
-      write_atomically(opts.stats_file, counters_as_lines(shared.counters));
+      write_file_atomically(opts.stats_file, counters_as_lines(shared.counters));
       next_file = now + std::chrono::seconds(1);
     }
     if (opts.stats_interval_s > 0 && now >= next_line) {
@@ -174,7 +142,7 @@ int run(int argc, char** argv) {
   }
   for (auto& w : workers) w->request_stop();
   for (auto& w : workers) w->join();
-  if (!opts.stats_file.empty() && !write_atomically(opts.stats_file, counters_as_lines(shared.counters)))
+  if (!opts.stats_file.empty() && !write_file_atomically(opts.stats_file, counters_as_lines(shared.counters)))
     log::warn("cannot write --stats-file {}: {}", opts.stats_file, std::strerror(errno));
   std::printf("summary: %s\n", counters_as_line(shared.counters).c_str());
   std::fflush(stdout);

@@ -4,6 +4,8 @@
 // benchmark runs (the benchmark path never constructs a recorder).
 #pragma once
 
+#include "common/text_io.h"
+
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -18,7 +20,7 @@ namespace ringmail::sink {
 // The Message-ID header's value (trimmed, unfolded), or "" when the header section has none.
 std::string extract_message_id(std::string_view message);
 // `s` as a JSON string literal, quotes included.
-std::string json_quote(std::string_view s);
+using ringmail::json_quote;  // common/text_io.h
 // Lower-case hex SHA-256 of `data`.
 std::string sha256_hex(std::string_view data);
 

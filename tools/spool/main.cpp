@@ -15,6 +15,7 @@
 #include <string>
 
 #include "common/strings.h"
+#include "common/text_io.h"
 #include "queue/spool_scan.h"
 
 namespace {
@@ -22,22 +23,6 @@ namespace {
 using namespace ringmail;
 using namespace ringmail::queue;
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
 
 std::string iso_time(WallTime t) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -74,11 +59,11 @@ int list(const std::string& dir, const SpoolSnapshot& snap, bool json, bool with
     bool first = true;
     for (const auto& m : snap.live) {
       fmt::print("{}\n {{\"id\":\"{}\",\"arrival\":\"{}\",\"size\":{},\"sender\":{},\"recipients\":[", first ? "" : ",",
-                 format_queue_id(m.env.id), iso_time(m.env.arrival), m.location.body_len, json_string(m.env.mail_from));
+                 format_queue_id(m.env.id), iso_time(m.env.arrival), m.location.body_len, json_quote(m.env.mail_from));
       for (size_t i = 0; i < m.env.rcpts.size(); ++i)
-        fmt::print("{}{}", i ? "," : "", json_string(m.env.rcpts[i]));
+        fmt::print("{}{}", i ? "," : "", json_quote(m.env.rcpts[i]));
       fmt::print("],\"pending\":{}", m.pending_count());
-      if (with_message_ids) fmt::print(",\"message_id\":{}", json_string(message_id(m)));
+      if (with_message_ids) fmt::print(",\"message_id\":{}", json_quote(message_id(m)));
       fmt::print("}}");
       first = false;
     }
@@ -126,14 +111,14 @@ int show(const std::string& dir, const SpoolSnapshot& snap, const std::string& i
   if (json) {
     fmt::print("{{\"id\":\"{}\",\"arrival\":\"{}\",\"size\":{},\"sender\":{},\"client\":{},\"flags\":{},"
                "\"segment\":\"{}\",\"offset\":{},\"recipients\":[",
-               format_queue_id(env.id), iso_time(env.arrival), msg->body.size(), json_string(env.mail_from),
-               json_string(env.client), env.flags, format_queue_id(found->location.segment), found->location.offset);
+               format_queue_id(env.id), iso_time(env.arrival), msg->body.size(), json_quote(env.mail_from),
+               json_quote(env.client), env.flags, format_queue_id(found->location.segment), found->location.offset);
     for (size_t i = 0; i < env.rcpts.size(); ++i) {
       const auto& r = found->rcpts[i];
-      fmt::print("{}{{\"address\":{},\"state\":\"{}\",\"attempts\":{}}}", i ? "," : "", json_string(env.rcpts[i]),
+      fmt::print("{}{{\"address\":{},\"state\":\"{}\",\"attempts\":{}}}", i ? "," : "", json_quote(env.rcpts[i]),
                  rcpt_state_name(r.state), r.attempts);
     }
-    fmt::print("],\"head\":{}}}\n", json_string(head));
+    fmt::print("],\"head\":{}}}\n", json_quote(head));
     return 0;
   }
   fmt::print("id:        {}\narrival:   {}\nsize:      {} bytes\nsender:    {}\nclient:    {}\n",
@@ -176,7 +161,7 @@ int check(const SpoolSnapshot& snap, bool json) {
       const auto& s = snap.segments[i];
       fmt::print("{}{{\"id\":\"{}\",\"records\":{},\"valid_end\":{},\"file_size\":{},\"end\":\"{}\",\"detail\":{}}}",
                  i ? "," : "", format_queue_id(s.segment_id), s.records, s.valid_end, s.file_size, end_name(s.end),
-                 json_string(s.detail));
+                 json_quote(s.detail));
     }
     fmt::print("],\"records_ok\":{},\"torn_tails\":{},\"bytes\":{},\"journals\":{},\"journal_records\":{},"
                "\"journal_torn\":{},\"queued\":{},\"finished\":{}}}\n",

@@ -1,0 +1,17 @@
+// Small text helpers shared by the daemon and the tools: JSON string quoting for machine-readable
+// output, and replacing a file atomically (write a temporary, rename) so a reader — a test, a
+// script polling a ready or stats file — never sees it half-written.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace ringmail {
+
+// `s` as a JSON string literal, quotes included; UTF-8 passes through, control characters escaped.
+std::string json_quote(std::string_view s);
+
+// Writes `content` to `path` through `path`.tmp and rename(2). Returns false (errno set) on failure.
+bool write_file_atomically(const std::string& path, std::string_view content);
+
+}  // namespace ringmail
