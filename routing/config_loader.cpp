@@ -103,6 +103,7 @@ class Loader {
         error(line_of(node), "'connector' must be written as [[connector]] tables");
         continue;
       }
+      config->connectors.reserve(config->connectors.size() + list->size());
       for (const toml::node& element : *list) {
         // Kept even with errors so duplicate names are still reported; the config is then dropped.
         Connector c;
@@ -184,28 +185,43 @@ class Loader {
       error_in(*c, line_of(n), "'address_spaces' must be a list");
       return;
     }
-    std::unordered_set<std::string> patterns;  // to refuse the same pattern twice
+    c->address_spaces.reserve(c->address_spaces.size() + list->size());
+    std::unordered_set<std::string> patterns;  // long lists only: to refuse a pattern twice
     for (const toml::node& e : *list) {
-      Result<AddressSpace> space = make_error("unset");
-      if (auto s = e.value_exact<std::string>()) {
-        space = parse_address_space(*s);
-      } else if (const toml::table* t = e.as_table()) {
-        space = parse_address_space_table(*c, *t);
-      } else {
+      const toml::value<std::string>* text = e.as_string();
+      const toml::table* table = text ? nullptr : e.as_table();
+      if (!text && !table) {
         error_in(*c, line_of(e), "an address space is a string or { domain = \"...\", cost = N }");
         continue;
       }
+      Result<AddressSpace> space = text ? parse_address_space(text->get())  // a view, no copy
+                                        : parse_address_space_table(*c, *table);
       if (!space) {
         if (space.error().message() != kAlreadyReported)
           error_in(*c, line_of(e), space.error().message());
         continue;
       }
       space->line = line_of(e);
-      if (!patterns.insert(space->pattern()).second) {
+      if (listed_before(c->address_spaces, *space, &patterns)) {
         error_in(*c, line_of(e), fmt::format("address space '{}' is listed twice", space->pattern()));
       }
       c->address_spaces.push_back(std::move(*space));
     }
+  }
+
+  // Whether `space` repeats a pattern of `earlier`. Connectors usually list a few spaces, so a
+  // linear scan (no allocation) serves; past kScanLimit the patterns go into `seen` as well.
+  static bool listed_before(const std::vector<AddressSpace>& earlier, const AddressSpace& space,
+                            std::unordered_set<std::string>* seen) {
+    constexpr size_t kScanLimit = 32;
+    if (earlier.size() < kScanLimit) {
+      for (const AddressSpace& s : earlier)
+        if (s.kind == space.kind && s.domain == space.domain) return true;
+      return false;
+    }
+    if (seen->empty())
+      for (const AddressSpace& s : earlier) seen->insert(s.pattern());
+    return !seen->insert(space.pattern()).second;
   }
 
   Result<AddressSpace> parse_address_space_table(const Connector& c, const toml::table& t) {

@@ -4,6 +4,7 @@
 // worker threads is in routing/publisher.h.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -77,49 +78,50 @@ class Table {
 
   const Config& config() const { return *config_; }
   const NodeIdentity& node() const { return node_; }
-  size_t address_space_count() const { return entries_.size(); }
+  size_t address_space_count() const { return space_count_; }
   // Whether a connector counts as on this node for tie-break 4b.
   bool is_local(const Connector& c) const;
 
   // Internal layout, public so the implementation's helpers can name it.
-  struct Entry {                    // one (connector, address space) pair
-    const Connector* connector;     // into config()
-    const AddressSpace* space;      // into connector->address_spaces
-    uint64_t max_message_size;      // copy of the connector's limit, 0 = unlimited
-    uint32_t connector_index;       // index into config().connectors
-    uint8_t cost;                   // copy of the space's cost
-    uint8_t status;                 // EntryStatus: usable, disabled, not for this node
+  struct Entry {                    // one (connector, address space) pair, 16 bytes
+    const AddressSpace* space;      // into config(); its cost is the entry's cost
+    uint32_t connector;             // index into config().connectors, flags, status << 30
+    uint32_t size_limit;            // max_message_size; 0 = unlimited; kLimitInConnector when it
+                                    // does not fit (then the connector's own field is read)
+    uint32_t connector_index() const { return connector & kIndexMask; }
+    uint32_t status() const { return connector >> 30; }
   };
-  static constexpr size_t kInlineKey = 32;
-  struct alignas(64) Slot {         // one distinct domain key in the open-addressing table
-    uint64_t hash;                  // full hash of the key
-    uint32_t exact_begin;           // entries_ of the exact pattern, sorted by tie-breaks
-    uint32_t wildcard_begin;        // entries_ of "*.key", sorted by tie-breaks
-    uint32_t key_offset;            // into long_keys_ when key_length > kInlineKey
-    uint16_t exact_count;
-    uint16_t wildcard_count;
-    uint16_t key_length;            // bytes; 0 marks an empty slot
-    char inline_key[kInlineKey] alignas(8);  // the key, zero-filled, when it fits (usually)
-  };
+  static constexpr uint32_t kIndexMask = (uint32_t{1} << 28) - 1;
+  static constexpr uint32_t kLastInRecord = uint32_t{1} << 28;  // flag in Entry::connector
+  static constexpr uint32_t kWildcardRun = uint32_t{1} << 29;   // flag in Entry::connector
+  static constexpr uint32_t kLimitInConnector = UINT32_MAX;
 
  private:
   Table() = default;
-  const Slot* find(uint64_t hash, std::string_view key) const;
+  const std::byte* find(uint64_t hash, std::string_view key) const;
   template <typename Visit>
   Unreachable walk(std::string_view normalized, Visit&& visit) const;
+  bool too_large(const Entry& e, uint64_t message_size) const {
+    return e.size_limit != 0 && message_size > e.size_limit &&
+           (e.size_limit != kLimitInConnector ||
+            message_size > connectors_[e.connector_index()].max_message_size);
+  }
+  const Connector* select_normalized(std::string_view name, uint64_t message_size,
+                                     Selection* out) const;
 
   std::shared_ptr<const Config> config_;  // owns the connectors the results point into
   NodeIdentity node_;                     // who this table was built for
-  HugePageArray<Entry> entries_;          // runs per key and kind, each sorted by tie-breaks
-  HugePageArray<Slot> slots_;             // power-of-two open-addressing table of keys
-  HugePageArray<Entry> heads_;            // per slot: first entry of its first run, so a hit
-                                          // needs no dependent load (prefetched with the slot)
-  uint64_t slot_mask_ = 0;                // slots_.size() - 1
-  std::string long_keys_;                 // keys longer than kInlineKey, concatenated
+  const Connector* connectors_ = nullptr; // config_->connectors.data()
+  HugePageArray<uint64_t> index_;         // open addressing, 8 slots per cache line: 24-bit
+                                          // fingerprint, key length, record offset in words + 1;
+                                          // 0 = empty
+  HugePageArray<std::byte> records_;      // per key: the key zero-padded to whole words, then
+                                          // its exact and wildcard runs of Entries
+  uint64_t index_mask_ = 0;               // index_.size() - 1
+  std::vector<Entry> all_;                // the "*" run, sorted by tie-breaks
+  size_t space_count_ = 0;                // address spaces compiled in
   uint64_t exact_labels_ = 0;             // bit n: some exact key has n labels (63: >= 63)
   uint64_t wildcard_labels_ = 0;          // bit n: some wildcard key has n labels
-  uint32_t all_begin_ = 0;                // entries_ of "*"
-  uint32_t all_end_ = 0;
 };
 
 }  // namespace ringmail::routing

@@ -2,6 +2,8 @@
 // form with the exact "FILE:LINE: reason" an operator sees.
 #include "routing/config_loader.h"
 
+#include <string>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -261,6 +263,25 @@ name = "A"
                           "t.toml:6: connector 'A': no 'address_spaces': the connector would "
                           "never be selected",
                           "t.toml:6: duplicate connector name 'A' (first at line 1)"));
+}
+
+// Repeated patterns are found in long lists too (past the short-list scan), each repeat
+// reported on its own line, and "x.com" and "*.x.com" are different patterns.
+TEST(ConfigLoader, FindsRepeatedPatternsInLongLists) {
+  std::string text = "[[connector]]\nname = \"a\"\naddress_spaces = [\n";
+  for (int i = 0; i < 50; ++i) text += "  \"d" + std::to_string(i) + ".example.com\",\n";  // lines 4-53
+  text += "  \"*.d3.example.com\",\n";   // line 54: a different pattern
+  text += "  \"D40.example.com.\",\n";   // line 55: repeats line 44
+  text += "  \"d1.example.com;7\",\n";   // line 56: repeats line 5 (cost does not matter)
+  text += "  \"*.d3.example.com\",\n";   // line 57: repeats line 54
+  text += "]\n";
+  ConfigLoad load = parse_connector_text(text, "t.toml");
+  EXPECT_FALSE(load.config);
+  EXPECT_THAT(load.errors,
+              ::testing::ElementsAre(
+                  "t.toml:55: connector 'a': address space 'd40.example.com' is listed twice",
+                  "t.toml:56: connector 'a': address space 'd1.example.com' is listed twice",
+                  "t.toml:57: connector 'a': address space '*.d3.example.com' is listed twice"));
 }
 
 TEST(ConfigLoader, MissingFileIsAnError) {

@@ -3,6 +3,7 @@
 #include "routing/table.h"
 
 #include <gmock/gmock.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "routing/config_loader.h"
@@ -254,6 +255,78 @@ address_spaces = ["*.contoso.com", "marketing.contoso.com"]
   EXPECT_EQ(a->name, "Contoso");
   EXPECT_EQ(b->name, "Internet");
   EXPECT_EQ(c, nullptr);
+}
+
+// The compact table keeps limits below 4 GiB in the entry and reads larger ones from the
+// connector; both must compare exactly (a limit equal to the size passes).
+TEST(TableSelect, MessageSizeLimitsAboveFourGibibytesAreExact) {
+  auto table = build(R"(
+[[connector]]
+name = "Internet"
+address_spaces = ["*;5"]
+max_message_size = 4294967294
+[[connector]]
+name = "Huge"
+address_spaces = ["*;1"]
+max_message_size = 6442450944
+)");
+  ASSERT_TRUE(table);
+  const Case cases[] = {
+      {"example.com", 6442450944, "Huge", "*", kOk},
+      {"example.com", 6442450945, nullptr, "", Unreachable::kMessageTooLarge},
+      {"example.com", 4294967294, "Huge", "*", kOk},
+  };
+  check(*table, std::begin(cases), std::end(cases));
+  auto small = build(R"(
+[[connector]]
+name = "Small"
+address_spaces = ["*"]
+max_message_size = 4294967294
+)");
+  ASSERT_TRUE(small);
+  const Case small_cases[] = {
+      {"example.com", 4294967294, "Small", "*", kOk},
+      {"example.com", 4294967295, nullptr, "", Unreachable::kMessageTooLarge},
+  };
+  check(*small, std::begin(small_cases), std::end(small_cases));
+}
+
+// Long labels and names take the hash's multi-word path; keys of every length must still match
+// only on label boundaries, and keys that differ only past the first words must not collide.
+TEST(TableSelect, LongLabelsAndLongNames) {
+  const std::string label63(63, 'a');
+  const std::string label17 = "abcdefghijklmnopq";
+  const std::string long_name = label63 + "." + label63 + "." + label63 + ".example.com";
+  auto table = build(fmt::format(R"(
+[[connector]]
+name = "Internet"
+address_spaces = ["*"]
+[[connector]]
+name = "Long"
+address_spaces = ["*.{}"]
+[[connector]]
+name = "Seventeen"
+address_spaces = ["{}.example.com"]
+[[connector]]
+name = "Sixteen"
+address_spaces = ["{}.example.com"]
+)", long_name, label17, label17.substr(0, 16)));
+  ASSERT_TRUE(table);
+  const std::string sub = "x." + long_name;
+  const std::string long_pattern = "*." + long_name;
+  const std::string other = label63 + "." + label63 + "." + std::string(62, 'a') + "b.example.com";
+  const std::string seventeen = label17 + ".example.com";
+  const std::string sixteen = label17.substr(0, 16) + ".example.com";
+  const std::string almost = label17.substr(0, 16) + "x.example.com";
+  const Case cases[] = {
+      {long_name.c_str(), 1, "Long", long_pattern.c_str(), kOk},
+      {sub.c_str(), 1, "Long", long_pattern.c_str(), kOk},
+      {other.c_str(), 1, "Internet", "*", kOk},
+      {seventeen.c_str(), 1, "Seventeen", seventeen.c_str(), kOk},
+      {sixteen.c_str(), 1, "Sixteen", sixteen.c_str(), kOk},
+      {almost.c_str(), 1, "Internet", "*", kOk},
+  };
+  check(*table, std::begin(cases), std::end(cases));
 }
 
 TEST(TableExplain, NamesEveryLoserAndTheRuleThatBeatIt) {
