@@ -27,7 +27,10 @@ rate() { /usr/bin/python3 -c "print(f'{$1/$2:.0f}')"; }
 echo "accept benchmark: $N messages of $SIZE bytes over $CONNS connections (smtp-source), queues in $work"
 echo "machine: $(nproc) cores, $(uname -r)"
 
+settle() { sync; sleep 3; }  # let earlier writeback finish so neither run pays for the other's
+
 # --- Postfix, every message to the hold queue (cleanup fsyncs each queue file)
+settle
 pf_port=$(free_port)
 ./scripts/postfix-instance.sh create "$work/postfix" "$pf_port" hold >/dev/null
 ./scripts/postfix-instance.sh start "$work/postfix" >/dev/null
@@ -41,6 +44,8 @@ pf_count=$(./scripts/postfix-instance.sh count "$work/postfix")
 ./scripts/postfix-instance.sh stop "$work/postfix" >/dev/null 2>&1
 
 # --- ringmail, --hold (group commit: 250 only after the fdatasync covering the message)
+rm -rf "$work/postfix/queue"  # Postfix's 100k queue files are counted; drop them before ringmail runs
+settle
 rm_port=$(free_port)
 "$BUILD/engine/ringmail" --listen "127.0.0.1:$rm_port" --spool "$work/ringmail-spool" --hold \
   --hostname bench.local --ready-file "$work/ready" 2> "$work/ringmail.log" &
