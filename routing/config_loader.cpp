@@ -321,7 +321,8 @@ class Loader {
     error_in(*c, line_of(n), "'max_message_size' must be bytes or a string such as \"35MB\"");
   }
 
-  void parse_timeout_key(Connector* c, const toml::node& n) {
+  // A duration: seconds as an integer, or "30s" / "5m" / "1h"; 1 s to 1 day.
+  std::optional<std::chrono::seconds> want_duration(const Connector& c, const toml::node& n, std::string_view key) {
     Result<std::chrono::seconds> d = make_error("unset");
     if (auto v = n.value_exact<int64_t>()) {
       d = std::chrono::seconds(*v);
@@ -333,9 +334,46 @@ class Loader {
     if (d && (d->count() < 1 || d->count() > 86400))
       d = make_error("{} s is out of range 1 s - 1 day", d->count());
     if (!d) {
-      error_in(*c, line_of(n), fmt::format("'connection_idle_timeout': {}", d.error().message()));
-    } else {
-      c->connection_idle_timeout = *d;
+      error_in(c, line_of(n), fmt::format("'{}': {}", key, d.error().message()));
+      return std::nullopt;
+    }
+    return *d;
+  }
+
+  void parse_timeout_key(Connector* c, const toml::node& n) {
+    if (auto d = want_duration(*c, n, "connection_idle_timeout")) c->connection_idle_timeout = *d;
+  }
+
+  // timeouts = { connect = "30s", greeting = "5m", ... }: any subset; unknown names are errors.
+  void parse_timeouts(Connector* c, const toml::node& n) {
+    const toml::table* t = n.as_table();
+    if (!t) {
+      error_in(*c, line_of(n), "'timeouts' must be a table such as { connect = \"30s\", final_dot = \"10m\" }");
+      return;
+    }
+    struct Field {
+      std::string_view name;
+      std::chrono::seconds ConnectorTimeouts::*member;
+    };
+    static constexpr Field kFields[] = {
+        {"connect", &ConnectorTimeouts::connect},       {"greeting", &ConnectorTimeouts::greeting},
+        {"helo", &ConnectorTimeouts::helo},             {"mail", &ConnectorTimeouts::mail},
+        {"rcpt", &ConnectorTimeouts::rcpt},             {"data_init", &ConnectorTimeouts::data_init},
+        {"data_block", &ConnectorTimeouts::data_block}, {"final_dot", &ConnectorTimeouts::final_dot},
+        {"quit", &ConnectorTimeouts::quit},
+    };
+    for (const auto& [key, value] : *t) {
+      const Field* f = nullptr;
+      for (const auto& candidate : kFields)
+        if (candidate.name == key.str()) f = &candidate;
+      if (!f) {
+        error_in(*c, line_of(value),
+                 fmt::format("unknown timeout '{}' (connect, greeting, helo, mail, rcpt, data_init, data_block, "
+                             "final_dot, quit)",
+                             key.str()));
+        continue;
+      }
+      if (auto d = want_duration(*c, value, fmt::format("timeouts.{}", key.str()))) c->timeouts.*(f->member) = *d;
     }
   }
 
@@ -441,6 +479,8 @@ class Loader {
         if (auto v = want_int(*c, node, k, 1, 1000)) c->max_recipients_per_transaction = *v;
       } else if (k == "connection_idle_timeout") {
         parse_timeout_key(c, node);
+      } else if (k == "timeouts") {
+        parse_timeouts(c, node);
       } else if (k == "protocol_log") {
         if (auto v = want_bool(*c, node, k)) c->protocol_log = *v;
       } else {

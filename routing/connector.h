@@ -50,6 +50,19 @@ struct SmartHostAuth {
   std::string password_file;  // file holding the password (read by the engine, not here)
 };
 
+// Outbound SMTP timeouts (RFC 5321 §4.5.3.2 minimums as defaults; Postfix uses the same values).
+struct ConnectorTimeouts {
+  std::chrono::seconds connect{30};     // TCP connect
+  std::chrono::seconds greeting{300};   // 220 banner
+  std::chrono::seconds helo{300};       // EHLO/HELO reply
+  std::chrono::seconds mail{300};       // MAIL reply
+  std::chrono::seconds rcpt{300};       // RCPT reply
+  std::chrono::seconds data_init{120};  // 354 after DATA
+  std::chrono::seconds data_block{180}; // each block of message data
+  std::chrono::seconds final_dot{600};  // reply to the final "."
+  std::chrono::seconds quit{300};       // QUIT (and RSET) reply
+};
+
 struct Connector {
   std::string name;                              // unique (case-insensitively) within the file
   bool enabled = true;                           // disabled connectors are never selected
@@ -67,6 +80,7 @@ struct Connector {
   uint32_t max_messages_per_connection = 100;    // then QUIT and reconnect
   uint32_t max_recipients_per_transaction = 100; // RCPT TO commands per MAIL transaction
   std::chrono::seconds connection_idle_timeout{10};  // idle pooled session is closed after this
+  ConnectorTimeouts timeouts;                    // per-command timeouts of outbound sessions
   bool protocol_log = false;                     // per-connector SMTP transcript log
   uint32_t line = 0;                             // line of its [[connector]] header
 

@@ -102,6 +102,9 @@ NextHop& Delivery::hop_for(std::shared_ptr<const routing::Table> table, const ro
   hop->client.max_recipients_per_transaction = c->max_recipients_per_transaction;
   hop->client.max_messages_per_connection = c->max_messages_per_connection;
   hop->client.idle_timeout = std::chrono::duration_cast<std::chrono::seconds>(c->connection_idle_timeout);
+  const auto& t = c->timeouts;
+  hop->client.timeouts = {t.connect, t.greeting, t.helo, t.mail, t.rcpt, t.data_init, t.data_block, t.final_dot,
+                          t.quit, t.quit};
   for (const auto& sh : c->smart_hosts) {
     uint16_t port = sh.port ? sh.port : c->port;
     auto addr = SocketAddress::parse(sh.host, port);

@@ -100,6 +100,19 @@ protocol_log = true
   EXPECT_TRUE(c.protocol_log);
 }
 
+TEST(ConfigLoader, TimeoutsOverrideRfcDefaultsOneByOne) {
+  ConfigLoad load = parse_connector_text(
+      "[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\ntimeouts = { connect = 5, final_dot = \"15m\" }\n",
+      "t.toml");
+  ASSERT_TRUE(load.config) << load.errors.front();
+  const auto& t = load.config->connectors[0].timeouts;
+  EXPECT_EQ(t.connect, std::chrono::seconds(5));
+  EXPECT_EQ(t.final_dot, std::chrono::seconds(900));
+  EXPECT_EQ(t.greeting, std::chrono::seconds(300));   // RFC 5321 §4.5.3.2 default kept
+  EXPECT_EQ(t.data_init, std::chrono::seconds(120));
+  EXPECT_EQ(t.data_block, std::chrono::seconds(180));
+}
+
 TEST(ConfigLoader, ConvertsInternationalisedPatterns) {
   ConfigLoad load = parse_connector_text(
       "[[connector]]\nname = \"idn\"\naddress_spaces = [\"*.bücher.example;3\"]\n", "t.toml");
@@ -198,6 +211,13 @@ TEST(ConfigLoader, RejectsEveryBadForm) {
        "t.toml:4: connector 'a': 'max_messages_per_connection' = 0 is out of range 1-100000"},
       {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nfqdn = \"*.example.com\"\n",
        "t.toml:4: connector 'a': fqdn '*.example.com': '*' is only allowed as a whole first label"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\ntimeouts = { greting = \"5m\" }\n",
+       "t.toml:4: connector 'a': unknown timeout 'greting' (connect, greeting, helo, mail, rcpt, data_init, "
+       "data_block, final_dot, quit)"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\ntimeouts = { final_dot = \"25h\" }\n",
+       "t.toml:4: connector 'a': 'timeouts.final_dot': 90000 s is out of range 1 s - 1 day"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\ntimeouts = \"5m\"\n",
+       "t.toml:4: connector 'a': 'timeouts' must be a table such as { connect = \"30s\", final_dot = \"10m\" }"},
       {"routes = 1\n", "t.toml:1: unknown top-level key 'routes' (expected [[connector]] tables)"},
       {"connector = { name = \"a\" }\n",
        "t.toml:1: 'connector' must be written as [[connector]] tables"},
