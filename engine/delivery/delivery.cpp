@@ -138,7 +138,7 @@ void Delivery::enqueue(std::shared_ptr<const routing::Table> table, const routin
   pump(hop);
 }
 
-void Delivery::pump(NextHop& hop) {
+void Delivery::refill(NextHop& hop) {
   if (stopping_ || hop.hosts.empty() || loop_.now() < hop.retry_at) return;
   // Bodies are read ahead only as far as sessions can use them, so a huge backlog costs no memory.
   size_t window = std::max<size_t>(4, 2 * static_cast<size_t>(hop.connector->max_connections_per_destination));
@@ -147,6 +147,11 @@ void Delivery::pump(NextHop& hop) {
     hop.waiting.pop_front();
     load(w);
   }
+}
+
+void Delivery::pump(NextHop& hop) {
+  if (stopping_ || hop.hosts.empty() || loop_.now() < hop.retry_at) return;
+  refill(hop);
   while (!hop.ready.empty() && !hop.idle.empty()) {
     OutboundSession* s = hop.idle.back();
     s->offer();  // takes from hop.ready, or leaves the idle list
@@ -203,7 +208,9 @@ DeliveryWork* Delivery::take_ready(NextHop& hop) {
   hop.ready.pop_front();
   w->retry_now.clear();
   w->defer.clear();
-  pump(hop);  // keep the read-ahead window full
+  // Keep the read-ahead window full. Not pump(): we are inside a session's hook, and pump() may
+  // offer work to sessions, which must never re-enter one that is in the middle of an event.
+  refill(hop);
   return w;
 }
 

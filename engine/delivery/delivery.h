@@ -128,7 +128,8 @@ class Delivery {
   };
   NextHop& hop_for(std::shared_ptr<const routing::Table> table, const routing::Connector* connector,
                    const std::string& key, const std::string& destination);
-  void pump(NextHop& hop);
+  void pump(NextHop& hop);    // read ahead, hand ready work to idle sessions, open sessions
+  void refill(NextHop& hop);  // read ahead only
   void load(DeliveryWork* w);
   void on_loaded(DeliveryWork* w, int result);
   void defer_work(DeliveryWork* w, const std::string& why);

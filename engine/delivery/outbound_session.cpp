@@ -144,11 +144,12 @@ void OutboundSession::shutdown() {
 }
 
 const smtp::OutboundTransaction* OutboundSession::next_transaction() {
-  current_ = delivery_.take_ready(hop_);
-  if (current_ && was_idle_) {
+  // Off the idle list first, so nothing offers work to this session while it is taking some.
+  if (was_idle_) {
     was_idle_ = false;
     delivery_.session_busy(hop_, this);
   }
+  current_ = delivery_.take_ready(hop_);
   return current_ ? &current_->txn : nullptr;
 }
 
