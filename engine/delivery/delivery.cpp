@@ -128,13 +128,19 @@ NextHop& Delivery::hop_for(std::shared_ptr<const routing::Table> table, const ro
 void Delivery::enqueue(std::shared_ptr<const routing::Table> table, const routing::Connector* connector,
                        std::string key, std::string destination, queue::MessageRef msg, std::vector<uint32_t> rcpts) {
   NextHop& hop = hop_for(std::move(table), connector, key, destination);
-  auto* w = new DeliveryWork();
-  w->hop = &hop;
-  w->msg = std::move(msg);
-  w->rcpts = std::move(rcpts);
-  w->delivery = this;
-  w->read_op.work = w;
-  hop.waiting.push_back(w);
+  // One transaction carries at most the connector's recipient cap; more recipients of the same
+  // message become further transactions right away (each reads the body on its own).
+  size_t cap = std::max<size_t>(1, hop.client.max_recipients_per_transaction);
+  for (size_t first = 0; first < rcpts.size(); first += cap) {
+    auto* w = new DeliveryWork();
+    w->hop = &hop;
+    w->msg = msg;
+    w->rcpts.assign(rcpts.begin() + static_cast<std::ptrdiff_t>(first),
+                    rcpts.begin() + static_cast<std::ptrdiff_t>(std::min(rcpts.size(), first + cap)));
+    w->delivery = this;
+    w->read_op.work = w;
+    hop.waiting.push_back(w);
+  }
   pump(hop);
 }
 
