@@ -58,12 +58,8 @@ void Worker::thread_main() {
     delivery_ = std::make_unique<Delivery>(config_.id, *loop_, *file_io_, *config_.delivery);
     if (auto st = delivery_->start(); !st) return fail(st.error());
   }
-  for (int fd : config_.listen_fds) {
-    auto op = std::make_unique<AcceptOp>();
-    op->worker = this;
-    op->fd = fd;
-    accepts_.push_back(std::move(op));
-  }
+  Acceptor::Handler& handler = *this;
+  for (int fd : config_.listen_fds) acceptors_.push_back(std::make_unique<Acceptor>(*loop_, fd, handler));
   {
     std::lock_guard<std::mutex> g(start_mutex_);
     start_done_ = true;
@@ -87,7 +83,7 @@ void Worker::thread_main() {
 void Worker::open_listeners() {
   loop_->post([this] {
     if (stopping_) return;
-    for (auto& op : accepts_) arm_accept(*op);
+    for (auto& a : acceptors_) a->start();
   });
 }
 
@@ -96,50 +92,36 @@ void Worker::message_committed(queue::MessageRef msg) {
   dispatch_message(*config_.delivery, routes_->snapshot(), msg);
 }
 
-void Worker::arm_accept(AcceptOp& op) {
-  io_uring_sqe* s = loop_->sqe_for(&op);
-  io_uring_prep_multishot_accept(s, op.fd, nullptr, nullptr, SOCK_CLOEXEC);
-  op.armed = true;
+void Worker::on_accepted(Acceptor&, int fd, const SocketAddress& remote) {
+  if (stopping_) {
+    ::close(fd);
+    return;
+  }
+  if (config_.open_connections->fetch_add(1, std::memory_order_relaxed) >= config_.max_connections) {
+    config_.open_connections->fetch_sub(1, std::memory_order_relaxed);
+    counters_.refused_connections.fetch_add(1, std::memory_order_relaxed);
+    // A short non-blocking reply, then close: the client learns why (RFC 5321 §3.8 421).
+    static constexpr char kBusy[] = "421 4.7.0 Too many connections, try again later\r\n";
+    ssize_t rc = ::send(fd, kBusy, sizeof kBusy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)rc;
+    ::close(fd);
+    return;
+  }
+  counters_.accepted_connections.fetch_add(1, std::memory_order_relaxed);
+  smtp::PeerInfo peer;
+  peer.remote = remote;
+  peer.relay_allowed = config_.relay_networks.contains(peer.remote);
+  auto* s = new InboundSession(*this, fd, peer);
+  s->next = sessions_;
+  if (sessions_) sessions_->prev = s;
+  sessions_ = s;
+  ++session_count_;
+  s->start();
 }
 
-void Worker::on_accept(AcceptOp& op, const io_uring_cqe& cqe) {
-  if (!(cqe.flags & IORING_CQE_F_MORE)) op.armed = false;
-  if (cqe.res >= 0) {
-    int fd = cqe.res;
-    if (stopping_) {
-      ::close(fd);
-    } else if (config_.open_connections->fetch_add(1, std::memory_order_relaxed) >= config_.max_connections) {
-      config_.open_connections->fetch_sub(1, std::memory_order_relaxed);
-      counters_.refused_connections.fetch_add(1, std::memory_order_relaxed);
-      // A short non-blocking reply, then close: the client learns why (RFC 5321 §3.8 421).
-      static constexpr char kBusy[] = "421 4.7.0 Too many connections, try again later\r\n";
-      ssize_t rc = ::send(fd, kBusy, sizeof kBusy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-      (void)rc;
-      ::close(fd);
-    } else {
-      counters_.accepted_connections.fetch_add(1, std::memory_order_relaxed);
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // replies are small and batched already
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      smtp::PeerInfo peer;
-      if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-        peer.remote = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-      peer.relay_allowed = config_.relay_networks.contains(peer.remote);
-      auto* s = new InboundSession(*this, fd, peer);
-      s->next = sessions_;
-      if (sessions_) sessions_->prev = s;
-      sessions_ = s;
-      ++session_count_;
-      s->start();
-    }
-  } else if (cqe.res != -ECANCELED && !stopping_) {
-    log::warn("accept failed: {}", std::strerror(-cqe.res));
-  }
-  if (!op.armed) {
-    if (!stopping_) arm_accept(op);
-    else maybe_finish_stop();
-  }
+void Worker::on_acceptor_stopped(Acceptor&) {
+  ++acceptors_stopped_;
+  maybe_finish_stop();
 }
 
 void Worker::session_finished(InboundSession* s) {
@@ -160,19 +142,13 @@ void Worker::request_stop() {
 void Worker::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
-  for (auto& op : accepts_) {
-    if (op->armed) {
-      io_uring_sqe* s = loop_->sqe();
-      io_uring_prep_cancel(s, op.get(), 0);
-      io_uring_sqe_set_data(s, nullptr);  // the cancel's own CQE needs no handler
-    }
-  }
   for (InboundSession* s = sessions_; s;) {
-    InboundSession* next = s->next;  // shutdown() may not free synchronously, but be safe
+    InboundSession* next = s->next;  // shutdown() never frees synchronously, but be safe
     s->shutdown();
     s = next;
   }
   loop_->timers().arm(grace_timer_, loop_->now(), config_.shutdown_grace);
+  for (auto& a : acceptors_) a->stop();  // each reports on_acceptor_stopped()
   maybe_finish_stop();
 }
 
@@ -183,8 +159,7 @@ void Worker::on_grace_expired() {
 
 void Worker::maybe_finish_stop() {
   if (!stopping_ || writer_closing_ || session_count_ > 0) return;
-  for (auto& op : accepts_)
-    if (op->armed) return;
+  if (acceptors_stopped_ < acceptors_.size()) return;
   loop_->timers().cancel(grace_timer_);
   for (int& fd : config_.listen_fds) {
     if (fd >= 0) ::close(fd);

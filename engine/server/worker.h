@@ -16,6 +16,7 @@
 #include "engine/loop/loop.h"
 #include "engine/delivery/delivery.h"
 #include "engine/loop/ring_file_io.h"
+#include "engine/net/acceptor.h"
 #include "engine/smtp/server_session.h"
 #include "queue/spool.h"
 #include "routing/publisher.h"
@@ -39,7 +40,7 @@ struct WorkerConfig {
   LoopOptions loop;                             // ring sizes
 };
 
-class Worker {
+class Worker final : private Acceptor::Handler {
  public:
   explicit Worker(WorkerConfig config);
   ~Worker();
@@ -76,12 +77,6 @@ class Worker {
   unsigned id() const { return config_.id; }
 
  private:
-  struct AcceptOp final : Completion {
-    Worker* worker = nullptr;
-    int fd = -1;            // listening socket
-    bool armed = false;     // multishot accept may still deliver CQEs
-    void on_complete(const io_uring_cqe& cqe) override { worker->on_accept(*this, cqe); }
-  };
   class GraceTimer final : public Timer {
    public:
     explicit GraceTimer(Worker* w) : w_(w) {}
@@ -91,8 +86,8 @@ class Worker {
   };
 
   void thread_main();
-  void arm_accept(AcceptOp& op);
-  void on_accept(AcceptOp& op, const io_uring_cqe& cqe);
+  void on_accepted(Acceptor& acceptor, int fd, const SocketAddress& peer) override;
+  void on_acceptor_stopped(Acceptor& acceptor) override;
   void begin_stop();
   void on_grace_expired();
   void maybe_finish_stop();
@@ -106,7 +101,8 @@ class Worker {
   std::unique_ptr<Delivery> delivery_;          // next hops owned by this worker (null when holding)
   bool delivery_stopping_ = false;              // delivery_->stop() called
   bool delivery_stopped_ = false;               // its done callback ran
-  std::vector<std::unique_ptr<AcceptOp>> accepts_;  // one per listening socket
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;  // one per listening socket
+  size_t acceptors_stopped_ = 0;                // of acceptors_, after begin_stop()
   InboundSession* sessions_ = nullptr;          // intrusive list of live sessions
   size_t session_count_ = 0;
   bool stopping_ = false;                       // begin_stop() ran

@@ -47,13 +47,10 @@ void SinkWorker::thread_main() {
     if (!loop) start_error_ = loop.error();
     else loop_ = std::move(*loop);
     if (loop_) {
+      engine::Acceptor::Handler& handler = *this;
       for (size_t i = 0; i < listen_fds_.size(); ++i) {
-        auto op = std::make_unique<AcceptOp>();
-        op->worker = this;
-        op->fd = listen_fds_[i];
-        op->listener = i;
-        arm_accept(*op);
-        accepts_.push_back(std::move(op));
+        acceptors_.push_back(std::make_unique<engine::Acceptor>(*loop_, listen_fds_[i], handler, i));
+        acceptors_.back()->start();
       }
     }
     start_done_ = true;
@@ -64,46 +61,24 @@ void SinkWorker::thread_main() {
   loop_.reset();  // every operation has completed: nothing the kernel writes into is freed early
 }
 
-void SinkWorker::arm_accept(AcceptOp& op) {
-  io_uring_sqe* s = loop_->sqe_for(&op);
-  io_uring_prep_multishot_accept(s, op.fd, nullptr, nullptr, SOCK_CLOEXEC);
-  op.armed = true;
+void SinkWorker::on_accepted(engine::Acceptor& acceptor, int fd, const SocketAddress& peer) {
+  if (stopping_) {
+    ::close(fd);
+    return;
+  }
+  shared_.counters.connections.fetch_add(1, std::memory_order_relaxed);
+  shared_.counters.open_connections.fetch_add(1, std::memory_order_relaxed);
+  auto* c = new SinkConnection(*this, fd, shared_.listen_names[acceptor.index()], peer);
+  c->next = connections_;
+  if (connections_) connections_->prev = c;
+  connections_ = c;
+  ++connection_count_;
+  c->start();
 }
 
-void SinkWorker::on_accept(AcceptOp& op, const io_uring_cqe& cqe) {
-  if (!(cqe.flags & IORING_CQE_F_MORE)) op.armed = false;
-  if (cqe.res >= 0) {
-    int fd = cqe.res;
-    if (stopping_) {
-      ::close(fd);
-    } else {
-      shared_.counters.connections.fetch_add(1, std::memory_order_relaxed);
-      shared_.counters.open_connections.fetch_add(1, std::memory_order_relaxed);
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // replies are batched already
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      SocketAddress peer;
-      if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-        peer = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-      auto* c = new SinkConnection(*this, fd, shared_.listen_names[op.listener], peer);
-      c->next = connections_;
-      if (connections_) connections_->prev = c;
-      connections_ = c;
-      ++connection_count_;
-      c->start();
-    }
-  } else if (cqe.res == -EMFILE || cqe.res == -ENFILE) {
-    // Out of descriptors: the multishot ends; it is re-armed below and the client waits in the backlog.
-    static std::atomic<bool> warned{false};
-    if (!warned.exchange(true)) log::warn("accept: {} (raise the open-files limit)", std::strerror(-cqe.res));
-  } else if (cqe.res != -ECANCELED && !stopping_) {
-    log::warn("accept failed: {}", std::strerror(-cqe.res));
-  }
-  if (!op.armed) {
-    if (!stopping_) arm_accept(op);
-    else maybe_finish_stop();
-  }
+void SinkWorker::on_acceptor_stopped(engine::Acceptor&) {
+  ++acceptors_stopped_;
+  maybe_finish_stop();
 }
 
 void SinkWorker::connection_finished(SinkConnection* c) {
@@ -124,16 +99,10 @@ void SinkWorker::request_stop() {
 void SinkWorker::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
-  for (auto& op : accepts_) {
-    if (op->armed) {
-      io_uring_sqe* s = loop_->sqe();
-      io_uring_prep_cancel(s, op.get(), 0);
-      io_uring_sqe_set_data(s, nullptr);  // the cancel's own CQE needs no handler
-    }
-  }
   // stop() never frees synchronously (release goes through Loop::defer), so the walk is safe.
   for (SinkConnection* c = connections_; c; c = c->next) c->stop();
   loop_->timers().arm(grace_timer_, loop_->now(), kStopGrace);
+  for (auto& a : acceptors_) a->stop();  // each reports on_acceptor_stopped()
   maybe_finish_stop();
 }
 
@@ -143,8 +112,7 @@ void SinkWorker::on_grace_expired() {
 
 void SinkWorker::maybe_finish_stop() {
   if (!stopping_ || connection_count_ > 0) return;
-  for (auto& op : accepts_)
-    if (op->armed) return;
+  if (acceptors_stopped_ < acceptors_.size()) return;
   loop_->timers().cancel(grace_timer_);
   loop_->stop();
 }

@@ -15,6 +15,7 @@
 
 #include "common/result.h"
 #include "engine/loop/loop.h"
+#include "engine/net/acceptor.h"
 #include "tools/sink/fault_injector.h"
 #include "tools/sink/message_recorder.h"
 #include "tools/sink/sink_options.h"
@@ -46,7 +47,7 @@ struct SinkShared {
   std::atomic<uint64_t> last_message_number{0};  // SINK<n> numbers, unique across workers
 };
 
-class SinkWorker {
+class SinkWorker final : private engine::Acceptor::Handler {
  public:
   SinkWorker(unsigned id, SinkShared& shared, std::vector<int> listen_fds);
   ~SinkWorker();
@@ -65,13 +66,6 @@ class SinkWorker {
   void connection_finished(SinkConnection* c);
 
  private:
-  struct AcceptOp final : engine::Completion {
-    SinkWorker* worker = nullptr;
-    int fd = -1;            // listening socket
-    size_t listener = 0;    // index into SinkShared::listen_names
-    bool armed = false;     // multishot accept may still deliver CQEs
-    void on_complete(const io_uring_cqe& cqe) override { worker->on_accept(*this, cqe); }
-  };
   class GraceTimer final : public engine::Timer {
    public:
     explicit GraceTimer(SinkWorker* w) : w_(w) {}
@@ -81,8 +75,8 @@ class SinkWorker {
   };
 
   void thread_main();
-  void arm_accept(AcceptOp& op);
-  void on_accept(AcceptOp& op, const io_uring_cqe& cqe);
+  void on_accepted(engine::Acceptor& acceptor, int fd, const SocketAddress& peer) override;
+  void on_acceptor_stopped(engine::Acceptor& acceptor) override;
   void begin_stop();
   void on_grace_expired();
   void maybe_finish_stop();
@@ -93,7 +87,8 @@ class SinkWorker {
   FaultInjector faults_;                        // this worker's deterministic fault stream
   std::thread thread_;
   std::unique_ptr<engine::Loop> loop_;          // created on the worker thread
-  std::vector<std::unique_ptr<AcceptOp>> accepts_;  // one per listening socket
+  std::vector<std::unique_ptr<engine::Acceptor>> acceptors_;  // one per listening socket
+  size_t acceptors_stopped_ = 0;                // of acceptors_, after begin_stop()
   SinkConnection* connections_ = nullptr;       // intrusive list of live connections
   size_t connection_count_ = 0;
   bool stopping_ = false;                       // begin_stop() ran
