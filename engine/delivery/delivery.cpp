@@ -186,6 +186,11 @@ void Delivery::load(DeliveryWork* w) {
 void Delivery::on_loaded(DeliveryWork* w, int result) {
   NextHop& hop = *w->hop;
   --hop.loading;
+  if (stopping_) {
+    hop.ready.push_back(w);  // freed with the hop's queues; its recipients stay queued in the spool
+    maybe_stopped();
+    return;
+  }
   auto decoded = result >= 0 ? queue::decode_message(w->record.data(), w->record.size(), w->msg->location)
                              : Result<queue::StoredMessage>(make_error("read failed: {}", std::strerror(-result)));
   std::vector<uint8_t>().swap(w->record);
@@ -386,6 +391,9 @@ void Delivery::stop(std::function<void()> done) {
 
 void Delivery::maybe_stopped() {
   if (!stopping_ || !sessions_.empty() || journal_closing_ || !stop_done_) return;
+  // Body reads still in flight write into buffers we own: wait for them too.
+  for (const auto& [key, hop] : hops_)
+    if (hop->loading > 0) return;
   journal_closing_ = true;
   journal_->close([this] {
     auto done = std::move(stop_done_);
