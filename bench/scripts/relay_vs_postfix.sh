@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Relay benchmark: ringmail vs Postfix, in one run on one machine, both relaying Postfix's
-# smtp-source (5 KB messages, 20 inbound connections) through a durable queue to Postfix's
+# smtp-source (5 KB messages, 20 inbound connections kept open) through a durable queue to Postfix's
 # smtp-sink. Prints end-to-end messages/s (first message in -> last message counted at the sink),
 # drain-only messages/s (queue filled with delivery held, then released) and the raw ceiling
 # (smtp-source straight into smtp-sink); then ringmail's RSS with 10,000 outbound sessions open.
@@ -51,7 +51,8 @@ wait_sink() {  # N TIMEOUT -> prints the time the count reached N
     sleep 0.05
   done
 }
-source_into() { smtp-source -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$1"; }
+# Like the accept benchmark: 20 connections kept open (-d), each carrying many messages.
+source_into() { smtp-source -d -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$1"; }
 
 connectors() {  # FILE PORT MAX_CONNECTIONS
   cat >"$1" <<EOF
