@@ -78,6 +78,9 @@ Status Delivery::start() {
   auto j = shared_.spool->make_journal(id_, io_, SystemClock::instance());
   if (!j) return j.error();
   journal_ = std::move(*j);
+  auto r = Resolver::create(loop_);
+  if (!r) return r.error();
+  resolver_ = std::move(*r);
   loop_.timers().arm(tick_, loop_.now(), kTickInterval);
   return {};
 }
@@ -105,24 +108,55 @@ NextHop& Delivery::hop_for(std::shared_ptr<const routing::Table> table, const ro
   const auto& t = c->timeouts;
   hop->client.timeouts = {t.connect, t.greeting, t.helo, t.mail, t.rcpt, t.data_init, t.data_block, t.final_dot,
                           t.quit, t.quit};
-  for (const auto& sh : c->smart_hosts) {
-    uint16_t port = sh.port ? sh.port : c->port;
-    auto addr = SocketAddress::parse(sh.host, port);
-    if (sh.is_ip_literal && addr) {
-      hop->hosts.push_back(*addr);
-    } else {
-      // Host names need the asynchronous resolver (the MX resolver issue); never block the loop.
-      hop->no_hosts_reason = fmt::format("smart host '{}' is a name; only IP literals are supported until the "
-                                         "resolver lands", sh.host);
-    }
-  }
-  if (c->smart_hosts.empty())
-    hop->no_hosts_reason = "DNS MX routing arrives with the resolver issue; mail for it is held";
-  if (hop->hosts.empty())
-    log::warn("next hop {} / {}: {}", c->name, destination, hop->no_hosts_reason);
   auto& ref = *hop;
   hops_.emplace(key, std::move(hop));
+  if (c->smart_hosts.empty()) {
+    ref.no_hosts_reason = "DNS MX routing arrives with the resolver issue; mail for it is held";
+    log::warn("next hop {} / {}: {}", c->name, destination, ref.no_hosts_reason);
+  } else {
+    resolve_hosts(ref);
+  }
   return ref;
+}
+
+// Smart hosts in the connector's order: IP literals at once, names through c-ares on this ring
+// (resolved once per next hop; a failed lookup is retried with the back-off). Addresses keep the
+// order the resolver gives within a name.
+void Delivery::resolve_hosts(NextHop& hop) {
+  const routing::Connector* c = hop.connector;
+  hop.hosts.clear();
+  auto results = std::make_shared<std::vector<std::vector<SocketAddress>>>(c->smart_hosts.size());
+  for (size_t i = 0; i < c->smart_hosts.size(); ++i) {
+    const auto& sh = c->smart_hosts[i];
+    uint16_t port = sh.port ? sh.port : c->port;
+    if (sh.is_ip_literal) {
+      if (auto addr = SocketAddress::parse(sh.host, port)) (*results)[i].push_back(*addr);
+      continue;
+    }
+    ++hop.resolving;
+    NextHop* h = &hop;
+    resolver_->resolve(sh.host, port, [this, h, i, results, name = sh.host](Result<std::vector<SocketAddress>> r) {
+      if (r) {
+        (*results)[i] = std::move(*r);
+      } else {
+        log::warn("next hop {}: smart host '{}' does not resolve: {}", h->connector->name, name, r.error().message());
+        h->no_hosts_reason = fmt::format("smart host '{}' does not resolve: {}", name, r.error().message());
+      }
+      if (--h->resolving > 0) return;
+      h->hosts.clear();
+      for (auto& list : *results) h->hosts.insert(h->hosts.end(), list.begin(), list.end());
+      if (h->hosts.empty()) {
+        // Nothing to connect to: try the names again after the back-off; the mail waits.
+        h->retry_at = loop_.now() + queue::retry_delay(shared_.retry, 1, 0.5);
+        return;
+      }
+      h->no_hosts_reason.clear();
+      pump(*h);
+    });
+  }
+  if (hop.resolving == 0) {
+    for (auto& list : *results) hop.hosts.insert(hop.hosts.end(), list.begin(), list.end());
+  }
 }
 
 void Delivery::enqueue(std::shared_ptr<const routing::Table> table, const routing::Connector* connector,
@@ -374,8 +408,12 @@ void Delivery::on_tick() {
     w->hop->waiting.push_back(w);
   }
   if (!stopping_) {
-    for (auto& [key, hop] : hops_)
+    for (auto& [key, hop] : hops_) {
+      if (hop->hosts.empty() && hop->resolving == 0 && !hop->connector->smart_hosts.empty() &&
+          now >= hop->retry_at && !hop->waiting.empty())
+        resolve_hosts(*hop);
       if (!hop->waiting.empty() || !hop->ready.empty()) pump(*hop);
+    }
     loop_.timers().arm(tick_, now, kTickInterval);
   }
 }

@@ -19,6 +19,7 @@
 
 #include "common/net.h"
 #include "engine/loop/loop.h"
+#include "engine/net/resolver.h"
 #include "engine/smtp/client_config.h"
 #include "engine/smtp/client_transaction.h"
 #include "engine/smtp/delivery_outcome.h"
@@ -80,6 +81,7 @@ struct NextHop {
   std::string destination;                           // recipient domain (DNS) or "smart hosts"
   std::vector<SocketAddress> hosts;                  // addresses to try, in order
   std::string no_hosts_reason;                       // why `hosts` is empty (held, not attempted)
+  unsigned resolving = 0;                            // smart-host names being resolved
   smtp::ClientConfig client;                         // session settings from the connector
   size_t cursor = 0;                                 // next host to connect to
   unsigned consecutive_failures = 0;                 // sessions that could not use a host, in a row
@@ -130,6 +132,7 @@ class Delivery {
                    const std::string& key, const std::string& destination);
   void pump(NextHop& hop);    // read ahead, hand ready work to idle sessions, open sessions
   void refill(NextHop& hop);  // read ahead only
+  void resolve_hosts(NextHop& hop);
   void load(DeliveryWork* w);
   void on_loaded(DeliveryWork* w, int result);
   void defer_work(DeliveryWork* w, const std::string& why);
@@ -148,6 +151,7 @@ class Delivery {
   std::vector<OutboundSession*> sessions_;            // every open session (for stop)
   Tick tick_{this};
   std::mt19937_64 rng_;                               // jitter
+  std::unique_ptr<Resolver> resolver_;                // smart-host names (c-ares on this ring); last member
   bool stopping_ = false;
   bool journal_closing_ = false;
   std::function<void()> stop_done_;
