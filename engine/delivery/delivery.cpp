@@ -241,7 +241,9 @@ void Delivery::on_loaded(DeliveryWork* w, int result) {
   for (uint32_t r : w->rcpts) w->txn.recipients.push_back({env.rcpts[r], {}});
   w->txn.body = w->body;
   w->txn.size = w->body.size();
-  w->txn.body_8bit = env.flags & queue::kEnvelope8BitMime;
+  // "Needed" means the octets, not what the client declared: a BODY=8BITMIME message that is
+  // 7-bit clean may go to a server without 8BITMIME; an 8-bit body never may (RFC 6152).
+  w->txn.body_8bit = std::any_of(w->body.begin(), w->body.end(), [](char ch) { return (ch & 0x80) != 0; });
   w->txn.smtputf8 = env.flags & queue::kEnvelopeSmtpUtf8;
   hop.ready.push_back(w);
   pump(hop);
