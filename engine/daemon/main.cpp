@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@
 #include "engine/net/listener.h"
 #include "engine/daemon/options.h"
 #include "engine/loop/loop.h"
+#include "engine/loop/process_setup.h"
 #include "engine/server/worker.h"
 #include "queue/spool.h"
 #include "routing/publisher.h"
@@ -29,14 +29,6 @@
 using namespace ringmail;
 
 namespace {
-
-void raise_fd_limit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
 
 int run(int argc, char** argv) {
   bool should_exit = false;
@@ -54,20 +46,12 @@ int run(int argc, char** argv) {
   }
   log::set_level(level);
 
-  if (auto st = engine::probe_io_uring(); !st) {
+  // Signals are handled by this thread only (sigwait); workers inherit the blocked mask.
+  sigset_t sigs;
+  if (auto st = engine::prepare_process({SIGTERM, SIGINT, SIGHUP}, &sigs); !st) {
     log::error("{}", st.error().message());
     return 1;
   }
-  raise_fd_limit();
-
-  // Signals are handled by this thread only (sigwait); workers inherit the blocked mask.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   // The connector file is validated before anything else starts: a broken file is an operator
   // error to fix now, reported with every FILE:LINE reason, not a daemon that half-works.

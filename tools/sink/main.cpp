@@ -4,7 +4,6 @@
 // workers, print one summary line, exit 0. The SMTP work happens on the workers' rings.
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #include "common/text_io.h"
 #include "engine/net/listener.h"
 #include "engine/loop/loop.h"
+#include "engine/loop/process_setup.h"
 #include "tools/sink/message_recorder.h"
 #include "tools/sink/sink_options.h"
 #include "tools/sink/sink_worker.h"
@@ -28,15 +28,6 @@ using namespace ringmail;
 using namespace ringmail::sink;
 
 namespace {
-
-// 10,000 concurrent clients need more than the usual 1024 descriptors.
-void raise_fd_limit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
 
 std::string counters_as_lines(const SinkCounters& c) {
   return fmt::format(
@@ -61,20 +52,13 @@ int run(int argc, char** argv) {
   const SinkOptions& opts = *parsed;
   if (opts.quiet) log::set_level(log::Level::kWarn);
 
-  if (auto st = engine::probe_io_uring(); !st) {
-    log::error("{}", st.error().message());
-    return 1;
-  }
-  raise_fd_limit();
-
   // Signals go to this thread only (sigwait); workers inherit the blocked mask. --exit-after
   // raises SIGTERM from a worker, which lands here too.
   sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  if (auto st = engine::prepare_process({SIGTERM, SIGINT}, &sigs); !st) {
+    log::error("{}", st.error().message());
+    return 1;
+  }
 
   SinkShared shared;
   shared.options = &opts;
