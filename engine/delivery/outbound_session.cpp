@@ -98,6 +98,10 @@ void OutboundSession::act(smtp::ClientAction action) {
     case smtp::ClientAction::kClose:
       delivery_.loop().timers().cancel(*this);
       closed_ = true;
+      if (was_idle_) {
+        was_idle_ = false;
+        delivery_.session_busy(hop_, this);
+      }
       conn_->ignore_input();
       conn_->close_after_flush();
       break;
@@ -115,6 +119,10 @@ void OutboundSession::on_output_drained() {
 }
 
 void OutboundSession::on_peer_closed(int error) {
+  if (was_idle_) {  // a closing session must not sit in the idle list where pump() offers work
+    was_idle_ = false;
+    delivery_.session_busy(hop_, this);
+  }
   if (!closed_) {
     closed_ = true;
     client_.on_connection_lost(error ? std::strerror(-error) : "connection closed by the server");
