@@ -15,12 +15,17 @@
 namespace ringmail::engine {
 
 Status probe_io_uring() {
-  io_uring_probe* probe = io_uring_get_probe();
-  if (!probe)
+  // A small ring of our own, so the kernel's reason is known (liburing reports it as -errno).
+  io_uring ring{};
+  int rc = io_uring_queue_init(2, &ring, 0);
+  if (rc < 0)
     return make_error(
         "io_uring is not available on this kernel (io_uring_setup failed: {}); ringmail needs Linux >= 6.1 "
         "with io_uring enabled (check sysctl kernel.io_uring_disabled and seccomp/container policy)",
-        std::strerror(errno));
+        std::strerror(-rc));
+  io_uring_probe* probe = io_uring_get_probe_ring(&ring);
+  io_uring_queue_exit(&ring);
+  if (!probe) return make_error("io_uring is present but cannot be probed for its opcodes (kernel too old?)");
   struct Needed {
     int op;
     const char* name;
