@@ -129,7 +129,7 @@ void TcpConnection::begin_close() {
   maybe_release();
 }
 
-void TcpConnection::op_done() {
+void TcpConnection::op_done(const io_uring_cqe&) {
   --ops_in_flight_;
   maybe_release();
 }

@@ -49,25 +49,12 @@ class TcpConnection {
 
  private:
   enum class State { kOpen, kDraining, kClosing, kClosed };
-  struct RecvOp final : Completion {
+  // One completion object per kind of operation, calling the member function that handles it.
+  template <void (TcpConnection::*Handle)(const io_uring_cqe&)>
+  struct Op final : Completion {
     TcpConnection* conn;
-    explicit RecvOp(TcpConnection* c) : conn(c) {}
-    void on_complete(const io_uring_cqe& cqe) override { conn->on_recv(cqe); }
-  };
-  struct SendOp final : Completion {
-    TcpConnection* conn;
-    explicit SendOp(TcpConnection* c) : conn(c) {}
-    void on_complete(const io_uring_cqe& cqe) override { conn->on_send(cqe); }
-  };
-  struct CloseOp final : Completion {
-    TcpConnection* conn;
-    explicit CloseOp(TcpConnection* c) : conn(c) {}
-    void on_complete(const io_uring_cqe& cqe) override { conn->on_close_cqe(cqe); }
-  };
-  struct CancelOp final : Completion {
-    TcpConnection* conn;
-    explicit CancelOp(TcpConnection* c) : conn(c) {}
-    void on_complete(const io_uring_cqe&) override { conn->op_done(); }
+    explicit Op(TcpConnection* c) : conn(c) {}
+    void on_complete(const io_uring_cqe& cqe) override { (conn->*Handle)(cqe); }
   };
 
   void arm_recv();
@@ -76,7 +63,7 @@ class TcpConnection {
   void on_send(const io_uring_cqe& cqe);
   void begin_close();
   void on_close_cqe(const io_uring_cqe& cqe);
-  void op_done();
+  void op_done(const io_uring_cqe&);
   void maybe_release();
 
   Loop& loop_;
@@ -92,10 +79,10 @@ class TcpConnection {
   std::string out_;                 // queued output, not yet handed to the kernel
   std::string sending_;             // the buffer of the send in flight
   size_t send_offset_ = 0;          // bytes of sending_ already sent (short sends)
-  RecvOp recv_op_{this};
-  SendOp send_op_{this};
-  CloseOp close_op_{this};
-  CancelOp cancel_op_{this};
+  Op<&TcpConnection::on_recv> recv_op_{this};
+  Op<&TcpConnection::on_send> send_op_{this};
+  Op<&TcpConnection::on_close_cqe> close_op_{this};
+  Op<&TcpConnection::op_done> cancel_op_{this};  // cancellations: only counted
 };
 
 }  // namespace ringmail::engine
