@@ -156,3 +156,26 @@ class DaemonTestCase(unittest.TestCase):
         d = Daemon(self.tmp, args=args, **kw)
         self.daemons.append(d)
         return d.start()
+
+
+def inject_then_kill9(daemon, log, count, kill_after, size=5000, connections=20):
+    """Runs ringmail-inject against `daemon` (logging every reply to `log`), kills the daemon with
+    SIGKILL once `kill_after` replies were logged, and waits for the injector to give up."""
+    inj = subprocess.Popen([binary("ringmail-inject"), "--target", f"127.0.0.1:{daemon.port}", "--count", str(count),
+                            "--size", str(size), "--connections", str(connections), "--per-connection", "50",
+                            "--log", log, "--duration", "60", "--quiet"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def replies():
+            try:
+                with open(log) as f:
+                    return sum(1 for _ in f)
+            except FileNotFoundError:
+                return 0
+        wait_for(lambda: replies() >= kill_after, timeout=60, what=f"{kill_after} replies")
+        daemon.kill9()  # mid-stream: connections are in the middle of transactions
+        inj.wait(timeout=120)
+    finally:
+        if inj.poll() is None:
+            inj.kill()
+            inj.wait()

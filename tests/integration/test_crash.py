@@ -6,7 +6,7 @@ import subprocess
 import sys
 import unittest
 
-from harness import DaemonTestCase, binary, wait_for
+from harness import DaemonTestCase, binary, inject_then_kill9
 from test_listener import spool_list
 
 
@@ -14,24 +14,7 @@ class CrashTest(DaemonTestCase):
     def test_kill9_under_load_loses_no_acknowledged_message(self):
         d = self.start_daemon("--hold")
         log = os.path.join(self.tmp, "inject.log")
-        inj = subprocess.Popen([binary("ringmail-inject"), "--target", f"127.0.0.1:{d.port}", "--count", "200000",
-                                "--size", "5000", "--connections", "20", "--per-connection", "50", "--log", log,
-                                "--duration", "60", "--quiet"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            def acked():
-                try:
-                    with open(log) as f:
-                        return sum(1 for _ in f)
-                except FileNotFoundError:
-                    return 0
-            wait_for(lambda: acked() >= 3000, timeout=60, what="3000 replies")
-            d.kill9()  # mid-stream: 20 connections are in the middle of transactions
-            inj.wait(timeout=120)
-        finally:
-            if inj.poll() is None:
-                inj.kill()
-                inj.wait()
+        inject_then_kill9(d, log, count=200000, kill_after=3000)
 
         told = collections.defaultdict(list)  # code -> [(message-id, queue-id)]
         with open(log) as f:

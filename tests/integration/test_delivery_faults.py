@@ -10,7 +10,7 @@ import subprocess
 import sys
 import unittest
 
-from harness import binary, wait_for
+from harness import binary, inject_then_kill9, wait_for
 from sinks import RingmailSink, strip_first_header
 from test_delivery import MESSAGE, RelayTestCase, submit_raw
 from test_listener import spool_list
@@ -169,24 +169,7 @@ class DeliveryFaultTest(RelayTestCase):
         sink = self.start_sink("--delay-ms", "5", save=False)
         d = self.start_relay(sink.port, extra="max_connections_per_destination = 20")
         log = os.path.join(self.tmp, "inject.log")
-        inj = subprocess.Popen([binary("ringmail-inject"), "--target", f"127.0.0.1:{d.port}", "--count", "20000",
-                                "--size", "5000", "--connections", "20", "--per-connection", "50", "--log", log,
-                                "--duration", "60", "--quiet"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            def acked_so_far():
-                try:
-                    with open(log) as f:
-                        return sum(1 for _ in f)
-                except FileNotFoundError:
-                    return 0
-            wait_for(lambda: acked_so_far() >= 2000, timeout=60, what="2000 replies")
-            d.kill9()  # inbound transactions and outbound sessions are cut mid-stream
-            inj.wait(timeout=120)
-        finally:
-            if inj.poll() is None:
-                inj.kill()
-                inj.wait()
+        inject_then_kill9(d, log, count=20000, kill_after=2000)  # outbound sessions are cut too
         acked = set(acked_ids(log))
         self.assertGreaterEqual(len(acked), 2000)
         with open(log) as f:
