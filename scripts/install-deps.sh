@@ -10,7 +10,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config ccache git
   liburing-dev libssl-dev libc-ares-dev libjemalloc-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libcli11-dev libtomlplusplus-dev libfmt-dev libidn2-dev
+  libcli11-dev libtomlplusplus-dev libfmt-dev libidn2-dev libcpp-httplib-dev
   swaks python3-aiosmtpd knot knot-dnsutils openssl procps
   postfix
 )
