@@ -18,38 +18,32 @@ struct Pending {
 };
 }  // namespace
 
-Result<std::unique_ptr<Resolver>> Resolver::create(Loop& loop) {
-  static const int init = ares_library_init(ARES_LIB_INIT_ALL);
-  if (init != ARES_SUCCESS) return make_error("c-ares: {}", ares_strerror(init));
+Result<std::unique_ptr<Resolver>> Resolver::create(Loop& loop, const routing::dns::DnsSettings& settings) {
   std::unique_ptr<Resolver> r(new Resolver(loop));
-  ares_options o{};
-  o.sock_state_cb = &Resolver::sock_state;
-  o.sock_state_cb_data = r.get();
-  o.timeout = 2000;  // ms per try
-  o.tries = 3;
-  o.flags = ARES_FLAG_NOSEARCH;  // a smart host is written as the operator means it
-  char lookups[] = "fb";         // /etc/hosts, then DNS
-  o.lookups = lookups;
-  int rc = ares_init_options(&r->channel_, &o,
-                             ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS |
-                                 ARES_OPT_LOOKUPS);
-  if (rc != ARES_SUCCESS) return make_error("c-ares channel: {}", ares_strerror(rc));
+  routing::dns::DnsIoDriver& io = *r;  // private base: converted here, where it is accessible
+  auto t = routing::dns::AresTransport::create(io, settings);
+  if (!t) return t.error();
+  r->transport_ = std::move(*t);
+  r->mx_ = std::make_unique<routing::dns::MxResolver>(*r->transport_, io, SystemClock::instance(), settings);
   return r;
 }
 
 Resolver::~Resolver() {
+  mx_.reset();         // drops MX waiters without calling them
   loop_.timers().cancel(*this);
-  if (channel_) ares_destroy(channel_);  // answers pending lookups with ARES_EDESTRUCTION
+  transport_.reset();  // ares_destroy: smart-host lookups end with ARES_EDESTRUCTION
+  loop_.timers().cancel(*this);
 }
 
 void Resolver::resolve(const std::string& name, uint16_t port, Callback done) {
+  size_t before = in_flight_;
   ++in_flight_;
   auto* p = new Pending{std::move(done), port, &in_flight_, &loop_};
   ares_addrinfo_hints hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_flags = ARES_AI_NOSORT;
   ares_getaddrinfo(
-      channel_, name.c_str(), nullptr, &hints,
+      transport_->channel(), name.c_str(), nullptr, &hints,
       [](void* arg, int status, int, ares_addrinfo* res) {
         std::unique_ptr<Pending> p(static_cast<Pending*>(arg));
         --*p->in_flight;
@@ -71,41 +65,58 @@ void Resolver::resolve(const std::string& name, uint16_t port, Callback done) {
         loop->defer([done = std::move(p->done), out = std::move(out)]() mutable { done(std::move(out)); });
       },
       p);
-  rearm_timer();
+  if (in_flight_ == before) {
+    set_timer(std::chrono::nanoseconds::zero());  // answered at once (/etc/hosts): don't let the loop sleep on it
+  } else {
+    mx_->rearm_timer();  // the channel's timeout now covers this lookup too
+  }
 }
 
-void Resolver::sock_state(void* data, ares_socket_t fd, int readable, int writable) {
-  auto* r = static_cast<Resolver*>(data);
-  auto it = r->watches_.find(fd);
-  if (!readable && !writable) {
-    // c-ares is about to close fd: cancel our poll now (an armed poll keeps the socket alive).
-    if (it == r->watches_.end()) return;
-    Watch* w = it->second.get();
-    w->wanted = false;
-    r->retired_.push_back(std::move(it->second));
-    r->watches_.erase(it);
-    if (w->armed) {
-      // Freed when the poll's final CQE arrives (on_poll).
-      io_uring_sqe* s = r->loop_.sqe();
-      io_uring_prep_poll_remove(s, reinterpret_cast<uint64_t>(w));
-      io_uring_sqe_set_data(s, nullptr);
-    } else {
-      // We may be inside on_poll(*w) (c-ares closes sockets from ares_process_fd): free it later.
-      r->loop_.defer([r, w] { r->drop_retired(w); });
-    }
-    return;
+void Resolver::unwatch(int fd) {
+  // c-ares is about to close fd: cancel our poll now (an armed poll keeps the socket alive).
+  auto it = watches_.find(fd);
+  if (it == watches_.end()) return;
+  Watch* w = it->second.get();
+  w->wanted = false;
+  retired_.push_back(std::move(it->second));
+  watches_.erase(it);
+  if (w->armed) {
+    // Freed when the poll's final CQE arrives (on_poll).
+    io_uring_sqe* s = loop_.sqe();
+    io_uring_prep_poll_remove(s, reinterpret_cast<uint64_t>(w));
+    io_uring_sqe_set_data(s, nullptr);
+  } else {
+    // We may be inside on_poll(*w) (c-ares closes sockets from ares_process_fd): free it later.
+    loop_.defer([this, w] { drop_retired(w); });
   }
-  if (it == r->watches_.end()) {
+}
+
+void Resolver::watch(int fd, bool readable, bool writable) {
+  auto it = watches_.find(fd);
+  if (it == watches_.end()) {
     auto w = std::make_unique<Watch>();
-    w->r = r;
+    w->r = this;
     w->fd = fd;
-    it = r->watches_.emplace(fd, std::move(w)).first;
+    it = watches_.emplace(fd, std::move(w)).first;
   }
   Watch& w = *it->second;
+  bool changed = w.read != readable || w.write != writable;
   w.read = readable;
   w.write = writable;
   w.wanted = true;
-  if (!w.armed) r->arm(w);
+  if (!w.armed) {
+    arm(w);
+  } else if (changed) {
+    // The armed poll waits for the old events: a TCP socket armed for POLLIN that now also
+    // wants POLLOUT (c-ares connecting to send the query) would wait forever. Update it in
+    // place; if it already completed (-ENOENT on the null-data update), on_poll re-arms with
+    // the new events anyway.
+    io_uring_sqe* s = loop_.sqe();
+    // new_user_data must be 0 unless IORING_POLL_UPDATE_USER_DATA is set (else -EINVAL).
+    io_uring_prep_poll_update(s, reinterpret_cast<uint64_t>(&w), 0,
+                              (readable ? POLLIN : 0) | (writable ? POLLOUT : 0), IORING_POLL_UPDATE_EVENTS);
+    io_uring_sqe_set_data(s, nullptr);
+  }
 }
 
 void Resolver::arm(Watch& w) {
@@ -121,16 +132,11 @@ void Resolver::on_poll(Watch& w, int res) {
     loop_.defer([this, self] { drop_retired(self); });
     return;
   }
-  int fd = w.fd;
-  ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
-  if (res > 0) {
-    if (res & (POLLIN | POLLERR | POLLHUP)) rfd = fd;
-    if (res & POLLOUT) wfd = fd;
-  }
-  ares_process_fd(channel_, rfd, wfd);
-  // One-shot polls: re-arm while c-ares still wants the socket (it may have closed it above).
+  bool readable = res > 0 && (res & (POLLIN | POLLERR | POLLHUP)) != 0;
+  bool writable = res > 0 && (res & POLLOUT) != 0;
+  mx_->on_ready(w.fd, readable, writable);  // runs ares_process_fd; may close (unwatch) the socket
+  // One-shot polls: re-arm while c-ares still wants the socket.
   if (w.wanted && !w.armed) arm(w);  // still ours: w is freed only from a deferred task
-  rearm_timer();
 }
 
 void Resolver::drop_retired(Watch* w) {
@@ -141,20 +147,14 @@ void Resolver::drop_retired(Watch* w) {
     }
 }
 
-void Resolver::fire() {
-  ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-  rearm_timer();
-}
+// The clock is read here, not loop_.now(): that is cached per iteration and still zero before
+// the loop first runs, which would place the timer far in the future.
+void Resolver::set_timer(std::chrono::nanoseconds after) { loop_.timers().arm(*this, MonoClock::now(), after); }
 
-void Resolver::rearm_timer() {
-  timeval max{1, 0}, tv{};
-  timeval* t = ares_timeout(channel_, &max, &tv);
-  if (in_flight_ == 0) {
-    loop_.timers().cancel(*this);
-    return;
-  }
-  auto after = std::chrono::seconds(t->tv_sec) + std::chrono::microseconds(t->tv_usec);
-  loop_.timers().arm(*this, loop_.now(), after);
+void Resolver::clear_timer() { loop_.timers().cancel(*this); }
+
+void Resolver::fire() {
+  if (mx_) mx_->on_timer();
 }
 
 }  // namespace ringmail::engine

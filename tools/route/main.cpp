@@ -1,19 +1,27 @@
 // ringmail-route: the route explainer and connector-file checker for operators.
 //   ringmail-route --config FILE ADDRESS... [--size BYTES] [--node NAME] [--node-address IP]...
 //   ringmail-route --config FILE --check
+//   ringmail-route --config FILE --mx [--dns-server IP[:PORT]]... [--ip-preference P] ADDRESS...
 // Prints, per address, the chosen connector, matched space and cost, where it routes, and every
-// runner-up with the rule that beat it. Exit 1 when the file is invalid, 2 on usage errors.
+// runner-up with the rule that beat it. With --mx, DNS-routed addresses also get the live MX
+// answer (hosts, addresses, TTLs) and one attempt's address order. Exit 1 when the file is
+// invalid, 2 on usage errors.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "routing/config_loader.h"
+#include "routing/dns/ares_transport.h"
+#include "routing/dns/mx_resolver.h"
+#include "routing/dns/poll_dns_loop.h"
 #include "routing/table.h"
 
 namespace rr = ringmail::routing;
+namespace rd = ringmail::routing::dns;
 
 namespace {
 
@@ -40,7 +48,8 @@ std::string describe_route(const rr::Connector& c, std::string_view domain) {
   }
   out += fmt::format(", tls {}", rr::tls_policy_name(c.tls));
   if (!c.tls_domain.empty()) out += fmt::format(" ({})", c.tls_domain);
-  if (c.auth) out += fmt::format(", auth {} as {}", c.auth->mechanism, c.auth->username);
+  if (c.auth)
+    out += fmt::format(", auth {} as {}", c.auth->mechanism.empty() ? "PLAIN or LOGIN" : c.auth->mechanism, c.auth->username);
   return out;
 }
 
@@ -52,7 +61,55 @@ std::string_view domain_of(std::string_view address) {
   return address;
 }
 
-void explain_address(const rr::Table& table, const std::string& address, uint64_t size) {
+// The live MX view: asks the DNS (no cache carried between runs) and prints what delivery would use.
+class MxView {
+ public:
+  static ringmail::Result<std::unique_ptr<MxView>> create(const rd::DnsSettings& settings) {
+    std::unique_ptr<MxView> v(new MxView(settings));
+    auto t = rd::AresTransport::create(v->loop_, settings);
+    if (!t) return t.error();
+    v->transport_ = std::move(*t);
+    v->resolver_ = std::make_unique<rd::MxResolver>(*v->transport_, v->loop_, ringmail::SystemClock::instance(),
+                                                    settings);
+    v->loop_.attach(v->resolver_.get());
+    return v;
+  }
+  ~MxView() { resolver_.reset(); }
+
+  void show(std::string_view domain, uint16_t port) {
+    rd::MxResolver::AnswerPtr got = resolver_->resolve(domain, [&](rd::MxResolver::AnswerPtr a) { got = a; });
+    loop_.run_until([&] { return got != nullptr; }, settings_.lookup_deadline + std::chrono::seconds(1));
+    if (!got) {
+      fmt::print("  MX:         no answer\n");
+      return;
+    }
+    const rd::MxAnswer& a = *got;
+    fmt::print("  MX answer:  {} {} {}: {}\n", rd::outcome_name(a.outcome), a.smtp_code, a.enhanced_status, a.text);
+    if (a.canonical_domain != a.domain) fmt::print("  canonical:  {}\n", a.canonical_domain);
+    for (const rd::MxHost& h : a.hosts) {
+      fmt::print("    MX {:<5} {} (TTL {}){}\n", h.preference, h.name, h.ttl, a.implicit_mx ? " implicit MX" : "");
+      for (const rd::HostAddress& x : h.addresses) fmt::print("             {} (TTL {})\n", x.address.host(), x.ttl);
+    }
+    for (const std::string& s : a.skipped) fmt::print("    skipped   {}\n", s);
+    if (!a.ok()) return;
+    std::random_device seed;
+    std::mt19937_64 rng(seed());
+    std::string order;
+    for (const rd::AttemptTarget& t : rd::attempt_order(a, rng, settings_.address_cap, port))
+      order += " " + t.address.to_string();
+    fmt::print("  attempt:   {} (equal preferences shuffled, cap {}); answer cached {} s\n", order,
+               settings_.address_cap, a.ttl);
+  }
+
+ private:
+  explicit MxView(const rd::DnsSettings& s) : settings_(s) {}
+  rd::DnsSettings settings_;
+  rd::PollDnsLoop loop_;
+  std::unique_ptr<rd::AresTransport> transport_;
+  std::unique_ptr<rd::MxResolver> resolver_;
+};
+
+void explain_address(const rr::Table& table, const std::string& address, uint64_t size, MxView* mx) {
   rr::Explanation ex = table.explain(domain_of(address), size);
   fmt::print("{}\n  domain:     {}\n", address, ex.domain);
   const rr::Selection& s = ex.selection;
@@ -64,6 +121,7 @@ void explain_address(const rr::Table& table, const std::string& address, uint64_
     fmt::print("  matched:    {} ({}), cost {}\n", s.space->pattern(), level_name(s.level),
                s.space->cost);
     fmt::print("  routes via: {}\n", describe_route(*s.connector, ex.domain));
+    if (mx != nullptr && !s.connector->uses_smart_hosts()) mx->show(ex.domain, s.connector->port);
   }
   if (ex.runners_up.empty()) {
     fmt::print("  runners-up: none\n");
@@ -97,7 +155,30 @@ int main(int argc, char** argv) {
   app.add_option("--node", node.name, "this node's name (default: host name)");
   app.add_option("--node-address", node.addresses, "this node's IP addresses (locality tie-break)");
   app.add_flag("--check", check_only, "validate the file and print every error");
+  bool show_mx = false;
+  std::vector<std::string> dns_servers;
+  std::string ip_preference = "ipv4";
+  rd::DnsSettings dns;
+  app.add_flag("--mx", show_mx, "resolve DNS-routed destinations now: MX hosts, addresses, TTLs");
+  app.add_option("--dns-server", dns_servers, "DNS server IP[:PORT] (repeatable; default /etc/resolv.conf)")
+      ->allow_extra_args(false);
+  app.add_option("--ip-preference", ip_preference, "ipv4 | ipv6 | any: address family tried first");
+  app.add_option("--max-mx-addresses", dns.address_cap, "addresses per delivery attempt (default 5, at least 2)");
   CLI11_PARSE(app, argc, argv);
+  for (const std::string& text : dns_servers) {
+    auto server = rd::parse_dns_server(text);
+    if (!server) {
+      fmt::print(stderr, "ringmail-route: {}\n", server.error().message());
+      return 2;
+    }
+    dns.servers.push_back(*server);
+  }
+  auto preference = rd::parse_ip_preference(ip_preference);
+  if (!preference) {
+    fmt::print(stderr, "ringmail-route: {}\n", preference.error().message());
+    return 2;
+  }
+  dns.ip_preference = *preference;
 
   auto size = (size_text.empty() || size_text == "0") ? ringmail::Result<uint64_t>(uint64_t{0})
                                                       : rr::parse_size(size_text);
@@ -125,6 +206,15 @@ int main(int argc, char** argv) {
     fmt::print("{}: OK, {} connectors, {} address spaces\n", config_path,
                load.config->connectors.size(), (*table)->address_space_count());
   }
-  for (const std::string& a : addresses) explain_address(**table, a, *size);
+  std::unique_ptr<MxView> mx;
+  if (show_mx) {
+    auto view = MxView::create(dns);
+    if (!view) {
+      fmt::print(stderr, "ringmail-route: {}\n", view.error().message());
+      return 1;
+    }
+    mx = std::move(*view);
+  }
+  for (const std::string& a : addresses) explain_address(**table, a, *size, mx.get());
   return 0;
 }
