@@ -107,6 +107,17 @@ bool SocketAddress::operator==(const SocketAddress& o) const {
   return len_ == o.len_ && std::memcmp(&ss_, &o.ss_, len_) == 0;
 }
 
+bool SocketAddress::same_host(const SocketAddress& o) const {
+  if (family() != o.family()) return false;
+  if (family() == AF_INET)
+    return reinterpret_cast<const sockaddr_in*>(&ss_)->sin_addr.s_addr ==
+           reinterpret_cast<const sockaddr_in*>(&o.ss_)->sin_addr.s_addr;
+  if (family() == AF_INET6)
+    return std::memcmp(&reinterpret_cast<const sockaddr_in6*>(&ss_)->sin6_addr,
+                       &reinterpret_cast<const sockaddr_in6*>(&o.ss_)->sin6_addr, 16) == 0;
+  return false;
+}
+
 Result<Cidr> Cidr::parse(std::string_view text) {
   Cidr c;
   std::string addr(text);

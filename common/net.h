@@ -31,6 +31,7 @@ class SocketAddress {
   std::string host() const;        // "127.0.0.1" or "::1"
   std::string to_string() const;   // "127.0.0.1:25" or "[::1]:25"
   bool operator==(const SocketAddress& o) const;
+  bool same_host(const SocketAddress& o) const;  // same family and address; ports may differ
 
  private:
   sockaddr_storage ss_{};  // the address, family set

@@ -13,6 +13,15 @@ namespace ringmail::queue {
 
 inline constexpr uint32_t kEnvelope8BitMime = 1u << 0;  // MAIL FROM had BODY=8BITMIME
 inline constexpr uint32_t kEnvelopeSmtpUtf8 = 1u << 1;  // MAIL FROM had SMTPUTF8
+inline constexpr uint32_t kEnvelopeDsn = 1u << 2;       // DSN parameters stored (set by the encoder)
+
+// RFC 3461 parameters of one recipient (RCPT ... NOTIFY= ORCPT=).
+struct RecipientDsn {
+  uint8_t notify = 0;      // queue::dsn::kNotify* bits; 0 = not specified
+  std::string orcpt_type;  // ORCPT address type ("rfc822"); empty = none
+  std::string orcpt;       // ORCPT address, decoded
+  bool operator==(const RecipientDsn&) const = default;
+};
 
 struct StoredEnvelope {
   QueueId id = 0;                  // from SpoolWriter::next_id()
@@ -21,6 +30,16 @@ struct StoredEnvelope {
   std::vector<std::string> rcpts;  // forward paths, in RCPT order (index = recipient index)
   uint32_t flags = 0;              // kEnvelope* bits
   std::string client;              // "[ip]:port helo", for logs and admin
+  uint8_t dsn_ret = 0;             // MAIL RET= as queue::dsn::Ret; 0 = not given
+  std::string envid;               // MAIL ENVID=, decoded; empty = none
+  std::vector<RecipientDsn> rcpt_dsn;  // empty, or one per recipient
+
+  bool has_dsn_params() const {
+    if (dsn_ret != 0 || !envid.empty()) return true;
+    for (const auto& d : rcpt_dsn)
+      if (d.notify != 0 || !d.orcpt_type.empty()) return true;
+    return false;
+  }
   bool operator==(const StoredEnvelope&) const = default;
 };
 
@@ -44,8 +63,12 @@ enum class RcptState : uint8_t {
 constexpr bool is_final(RcptState s) { return s == RcptState::kDelivered || s == RcptState::kFailed; }
 const char* rcpt_state_name(RcptState s);
 
-struct RecipientState {
+// Per-recipient flags kept in the journal (they only ever get set).
+inline constexpr uint8_t kRcptDelayNotified = 1u << 0;  // the delay DSN went out
+
+struct RecipientState {  // 16 bytes: a big queue holds one per recipient
   RcptState state = RcptState::kPending;  // see RcptState
+  uint8_t flags = 0;                      // kRcpt* bits
   uint32_t attempts = 0;                  // delivery attempts so far
   WallTime next_attempt;                  // when to retry (kDeferred only)
   bool operator==(const RecipientState&) const = default;
@@ -58,10 +81,12 @@ struct DeliveryUpdate {
   RcptState state = RcptState::kPending;  // new state
   uint32_t attempts = 0;                  // attempts so far
   WallTime next_attempt;                  // retry time for kDeferred
+  uint8_t flags = 0;                      // kRcpt* bits to set (never cleared)
 };
 
 // Merges an update into a recipient's state so replay is idempotent and order-free: a final
-// state wins over a non-final one; among non-final states the one with more attempts wins.
+// state wins over a non-final one; among non-final states the one with more attempts wins;
+// flags accumulate.
 void merge_recipient_state(RecipientState& into, const DeliveryUpdate& u);
 
 }  // namespace ringmail::queue

@@ -17,6 +17,8 @@ struct QueuedMessage {
   MessageLocation location;            // where its record lives in the spool
   std::vector<RecipientState> rcpts;   // per recipient; element i written only by its next hop's owner
   std::atomic<uint32_t> pending{0};    // recipients not final; 0 → release the spool record
+  std::atomic<bool> suspended{false};  // held by an operator: its work is parked, not sent
+  std::atomic<bool> removed{false};    // removed by an operator: work that comes back is dropped
 
   // Counts recipient `i` as final; true when it was the last one (the caller releases the message).
   bool finish_recipient() { return pending.fetch_sub(1, std::memory_order_acq_rel) == 1; }

@@ -18,6 +18,7 @@ const char* rcpt_state_name(RcptState s) {
 }
 
 void merge_recipient_state(RecipientState& into, const DeliveryUpdate& u) {
+  into.flags |= u.flags;
   if (is_final(into.state)) return;  // final states never go back
   if (is_final(u.state) || u.attempts > into.attempts ||
       (u.attempts == into.attempts && u.next_attempt > into.next_attempt)) {
@@ -51,7 +52,8 @@ WallTime from_unix_ms(int64_t ms) {
 }
 
 // Envelope payload: id u64 | arrival ms i64 | flags u32 | rcpt count u32 | then length-prefixed
-// (u32) strings: mail_from, client, each rcpt.
+// (u32) strings: mail_from, client, each rcpt; then, when flags has kEnvelopeDsn: RET u8, ENVID string,
+// and per recipient NOTIFY u8, ORCPT type string, ORCPT address string.
 constexpr size_t kEnvelopeFixed = 24;
 
 void put_string(std::vector<uint8_t>& out, size_t& pos, std::string_view s) {
@@ -82,6 +84,13 @@ Result<SegmentHeader> decode_segment_header(const uint8_t* data, size_t len) {
 size_t encoded_envelope_size(const StoredEnvelope& env) {
   size_t n = kEnvelopeFixed + 8 + env.mail_from.size() + env.client.size();
   for (const auto& r : env.rcpts) n += 4 + r.size();
+  if (env.has_dsn_params()) {
+    n += 1 + 4 + env.envid.size();
+    for (size_t i = 0; i < env.rcpts.size(); ++i) {
+      const RecipientDsn* d = i < env.rcpt_dsn.size() ? &env.rcpt_dsn[i] : nullptr;
+      n += 1 + 8 + (d ? d->orcpt_type.size() + d->orcpt.size() : 0);
+    }
+  }
   return n;
 }
 
@@ -102,12 +111,24 @@ void append_message_record(std::vector<uint8_t>& out, const StoredEnvelope& env,
   uint8_t* e = out.data() + pos;
   put64(e, env.id);
   put64(e + 8, static_cast<uint64_t>(to_unix_ms(env.arrival)));
-  put32(e + 16, env.flags);
+  bool dsn = env.has_dsn_params();
+  put32(e + 16, dsn ? (env.flags | kEnvelopeDsn) : (env.flags & ~kEnvelopeDsn));
   put32(e + 20, static_cast<uint32_t>(env.rcpts.size()));
   pos += kEnvelopeFixed;
   put_string(out, pos, env.mail_from);
   put_string(out, pos, env.client);
   for (const auto& r : env.rcpts) put_string(out, pos, r);
+  if (dsn) {  // RET, ENVID, then NOTIFY and ORCPT per recipient
+    out[pos++] = env.dsn_ret;
+    put_string(out, pos, env.envid);
+    static const RecipientDsn kNone;
+    for (size_t i = 0; i < env.rcpts.size(); ++i) {
+      const RecipientDsn& d = i < env.rcpt_dsn.size() ? env.rcpt_dsn[i] : kNone;
+      out[pos++] = d.notify;
+      put_string(out, pos, d.orcpt_type);
+      put_string(out, pos, d.orcpt);
+    }
+  }
   if (!body.empty()) std::memcpy(out.data() + pos, body.data(), body.size());
 
   h = out.data() + start;  // (no reallocation since resize, but keep it obvious)
@@ -165,6 +186,18 @@ Result<StoredEnvelope> decode_envelope(const uint8_t* data, size_t len) {
   env.rcpts.resize(nrcpt);
   for (auto& r : env.rcpts)
     if (!take(r)) return make_error("envelope truncated in recipients");
+  if (env.flags & kEnvelopeDsn) {
+    if (pos >= len) return make_error("envelope truncated in DSN parameters");
+    env.dsn_ret = data[pos++];
+    if (!take(env.envid)) return make_error("envelope truncated in DSN parameters");
+    env.rcpt_dsn.resize(nrcpt);
+    for (auto& d : env.rcpt_dsn) {
+      if (pos >= len) return make_error("envelope truncated in DSN parameters");
+      d.notify = data[pos++];
+      if (!take(d.orcpt_type) || !take(d.orcpt)) return make_error("envelope truncated in DSN parameters");
+    }
+    env.flags &= ~kEnvelopeDsn;
+  }
   if (pos != len) return make_error("envelope has {} trailing bytes", len - pos);
   return env;
 }
@@ -184,6 +217,7 @@ void encode_journal_record(uint8_t out[kJournalRecordSize], const DeliveryUpdate
   std::memset(out, 0, kJournalRecordSize);
   put32(out, kJournalRecordMagic);
   out[4] = static_cast<uint8_t>(u.state);
+  out[5] = u.flags;
   put32(out + 8, u.rcpt);
   put32(out + 12, u.attempts);
   put64(out + 16, u.id);
@@ -195,6 +229,7 @@ bool decode_journal_record(const uint8_t* data, DeliveryUpdate* out) {
   if (get32(data) != kJournalRecordMagic || get32(data + 32) != crc32c(0, data, 32)) return false;
   if (data[4] > static_cast<uint8_t>(RcptState::kFailed)) return false;
   out->state = static_cast<RcptState>(data[4]);
+  out->flags = data[5];
   out->rcpt = get32(data + 8);
   out->attempts = get32(data + 12);
   out->id = get64(data + 16);

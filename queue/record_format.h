@@ -35,7 +35,7 @@ enum class RecordType : uint8_t { kMessage = 1 };
 inline constexpr char kJournalMagic[8] = {'R', 'M', 'J', 'N', 'L', '0', '0', '1'};
 inline constexpr size_t kJournalHeaderSize = 16;
 // Journal record, 40 bytes:
-//   0 magic u32 | 4 state u8 | 5..8 reserved | 8 rcpt u32 | 12 attempts u32 | 16 queue id u64
+//   0 magic u32 | 4 state u8 | 5 flags u8 (kRcpt*) | 6..8 reserved | 8 rcpt u32 | 12 attempts u32 | 16 queue id u64
 //   24 next attempt (ms since Unix epoch) i64 | 32 crc u32 (over bytes 0..32) | 36 zero u32
 inline constexpr uint32_t kJournalRecordMagic = 0x524A'4D52;  // "RMJR"
 inline constexpr size_t kJournalRecordSize = 40;

@@ -162,10 +162,10 @@ Status Spool::compact_journals(const SpoolSnapshot& snap) {
     const RecoveredMessage& m = *mp;
     for (uint32_t i = 0; i < m.rcpts.size(); ++i) {
       const auto& r = m.rcpts[i];
-      if (r.state == RcptState::kPending && r.attempts == 0) continue;
+      if (r.state == RcptState::kPending && r.attempts == 0 && r.flags == 0) continue;
       size_t at = bytes.size();
       bytes.resize(at + format::kJournalRecordSize);
-      format::encode_journal_record(bytes.data() + at, {m.env.id, i, r.state, r.attempts, r.next_attempt});
+      format::encode_journal_record(bytes.data() + at, {m.env.id, i, r.state, r.attempts, r.next_attempt, r.flags});
     }
   }
   if (!bytes.empty()) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/result.h"
 #include "queue/envelope.h"
 #include "queue/file_io.h"
@@ -29,6 +30,7 @@ struct SpoolOptions {
   uint64_t segment_size = 64ull << 20;      // preallocated segment size; a bigger record gets its own segment
   size_t max_batch_bytes = 4ull << 20;      // cap of one write batch
   std::chrono::milliseconds journal_sync_interval{100};  // delivery journal: at most this long unsynced
+  metrics::Histogram* sync_seconds = nullptr;  // observes every group-commit fdatasync; null = none
 };
 
 // Shared between the Spool and the writer filling a segment. refs counts the segment's live
@@ -53,6 +55,9 @@ class Spool {
 
   // Messages with at least one recipient not final, in segment and offset order.
   const std::vector<Recovered>& recovered() const { return recovered_; }
+  // Moves the recovered messages out (the engine turns them into its queues; keeping a second copy
+  // would double the memory of a big queue).
+  std::vector<Recovered> take_recovered() { return std::move(recovered_); }
   // What recovery found in each segment (records, torn tails), for logs.
   const std::vector<SegmentScan>& recovery_scans() const { return scans_; }
 

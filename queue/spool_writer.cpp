@@ -213,6 +213,7 @@ void SpoolWriter::on_sync_done(int result) {
   uint64_t ns = static_cast<uint64_t>(std::chrono::nanoseconds(clock_.now() - sync_started_).count());
   stats_.sync_ns_sum += ns;
   stats_.sync_ns_max = std::max(stats_.sync_ns_max, ns);
+  if (spool_.options().sync_seconds) spool_.options().sync_seconds->observe(static_cast<double>(ns) / 1e9);
   if (!seg->failed) {
     if (result < 0) {
       // After a failed fdatasync the kernel may have dropped the dirty pages: retrying proves

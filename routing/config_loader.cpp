@@ -4,8 +4,12 @@
 #include "routing/config_loader.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -79,7 +83,7 @@ Result<SmartHost> parse_smart_host(std::string_view text) {
 // Collects errors for one file and parses connector tables into Connectors.
 class Loader {
  public:
-  explicit Loader(std::string_view file) : file_(file) {}
+  Loader(std::string_view file, ConnectorFiles files) : file_(file), files_(files) {}
 
   void load(std::string_view text, ConfigLoad* out) {
     toml::table root;
@@ -112,6 +116,10 @@ class Loader {
       }
     }
     check_unique_names(*config);
+    // Files named by connectors are opened last, once the text is otherwise valid, so a broken
+    // file is reported for what it is and a secret is never read for a config that is refused.
+    if (errors_.empty() && files_ == ConnectorFiles::kRead)
+      for (Connector& c : config->connectors) check_connector_files(&c);
     if (errors_.empty()) {
       out->config = std::move(config);
     } else {
@@ -264,6 +272,7 @@ class Loader {
       return;
     }
     SmartHostAuth auth;
+    auth.line = line_of(n);
     bool ok = true;
     for (auto&& [key, node] : *t) {
       std::string_view k = key.str();
@@ -469,8 +478,26 @@ class Loader {
             c->tls_domain = *d;
           }
         }
+      } else if (k == "tls_ca_file") {
+        if (auto v = want_string(*c, node, k)) {
+          if (v->empty()) error_in(*c, line_of(node), "tls_ca_file is empty");
+          else c->tls_ca_file = *v;
+        }
       } else if (k == "auth") {
         parse_auth(c, node);
+      } else if (k == "auth_file") {
+        if (auto v = want_string(*c, node, k)) {
+          if (v->empty()) {
+            error_in(*c, line_of(node), "auth_file is empty");
+          } else {
+            SmartHostAuth auth;
+            auth.password_file = *v;  // "username:password" inside; read by check_connector_files
+            auth.line = line_of(node);
+            c->auth = std::move(auth);
+          }
+        }
+      } else if (k == "auth_allow_plaintext") {
+        if (auto v = want_bool(*c, node, k)) c->auth_allow_plaintext = *v;
       } else if (k == "max_connections_per_destination") {
         if (auto v = want_int(*c, node, k, 1, 10000)) c->max_connections_per_destination = *v;
       } else if (k == "max_messages_per_connection") {
@@ -507,13 +534,20 @@ class Loader {
                "smart hosts");
     if (dns.has_value() && !*dns && !t.get("smart_hosts"))
       error_in(c, line("dns_routing"), "dns_routing = false needs smart_hosts");
-    if (t.get("auth") && !t.get("smart_hosts"))
-      error_in(c, line("auth"), "auth is only used with smart_hosts");
-    if (c.auth && (c.tls == TlsPolicy::kNone || c.tls == TlsPolicy::kOpportunistic))
-      error_in(c, line("auth"),
-               fmt::format("auth needs tls = \"required\" or \"verify\" (tls is \"{}\"): a password "
-                           "is never sent in clear",
-                           tls_policy_name(c.tls)));
+    std::string_view auth_key = t.get("auth_file") ? "auth_file" : "auth";
+    if (t.get("auth") && t.get("auth_file"))
+      error_in(c, line("auth_file"), "auth and auth_file exclude each other: give the credentials once");
+    if (t.get(auth_key) && !t.get("smart_hosts"))
+      error_in(c, line(auth_key), fmt::format("{} is only used with smart_hosts", auth_key));
+    if (c.auth && !c.auth_allow_plaintext && (c.tls == TlsPolicy::kNone || c.tls == TlsPolicy::kOpportunistic))
+      error_in(c, line(auth_key),
+               fmt::format("{} needs tls = \"required\" or \"verify\" (tls is \"{}\"): a password "
+                           "is never sent in clear unless auth_allow_plaintext = true",
+                           auth_key, tls_policy_name(c.tls)));
+    if (t.get("auth_allow_plaintext") && !c.auth)
+      error_in(c, line("auth_allow_plaintext"), "auth_allow_plaintext without auth or auth_file");
+    if (!c.tls_ca_file.empty() && c.tls != TlsPolicy::kVerify)
+      error_in(c, line("tls_ca_file"), "tls_ca_file only applies with tls = \"verify\"");
     if (!c.tls_domain.empty() && c.tls != TlsPolicy::kVerify)
       error_in(c, line("tls_domain"), "tls_domain only applies with tls = \"verify\"");
     if (c.tls == TlsPolicy::kVerify && c.tls_domain.empty()) {
@@ -526,6 +560,63 @@ class Loader {
         }
       }
     }
+  }
+
+  // The CA file must be readable; the credentials file must be readable by us and by nobody else
+  // (no group or other permission bits), and hold what its key promises.
+  void check_connector_files(Connector* c) {
+    if (!c->tls_ca_file.empty() && ::access(c->tls_ca_file.c_str(), R_OK) != 0)
+      error_in(*c, c->line, fmt::format("tls_ca_file {}: {}", c->tls_ca_file, std::strerror(errno)));
+    if (!c->auth) return;
+    SmartHostAuth& a = *c->auth;
+    const bool user_and_password = a.username.empty();  // auth_file: "username:password"
+    std::string_view key = user_and_password ? "auth_file" : "auth password_file";
+    struct stat st {};
+    if (::stat(a.password_file.c_str(), &st) != 0) {
+      error_in(*c, a.line, fmt::format("{} {}: {}", key, a.password_file, std::strerror(errno)));
+      return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      error_in(*c, a.line, fmt::format("{} {} is not a regular file", key, a.password_file));
+      return;
+    }
+    if ((st.st_mode & 077) != 0) {
+      error_in(*c, a.line,
+               fmt::format("{} {} is accessible by group or others (mode {:04o}): it holds a password; "
+                           "chmod 600 it",
+                           key, a.password_file, st.st_mode & 07777));
+      return;
+    }
+    std::ifstream in(a.password_file);
+    if (!in) {
+      error_in(*c, a.line, fmt::format("{} {}: {}", key, a.password_file, std::strerror(errno)));
+      return;
+    }
+    std::string line;
+    bool found = false;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (trim(line).empty() || trim(line).front() == '#') continue;
+      found = true;
+      break;
+    }
+    if (!found) {
+      error_in(*c, a.line, fmt::format("{} {} holds no credentials", key, a.password_file));
+      return;
+    }
+    if (user_and_password) {
+      size_t colon = line.find(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == line.size()) {
+        // The line itself is never quoted: it may be a password.
+        error_in(*c, a.line, fmt::format("auth_file {}: the first line must be username:password", a.password_file));
+        return;
+      }
+      a.username = line.substr(0, colon);
+      a.password = line.substr(colon + 1);
+    } else {
+      a.password = line;
+    }
+    std::fill(line.begin(), line.end(), '\0');
   }
 
   void check_unique_names(const Config& config) {
@@ -542,6 +633,7 @@ class Loader {
   }
 
   std::string file_;                // FILE part of messages
+  ConnectorFiles files_;            // open the files connectors name (credentials, CA)
   std::vector<std::pair<uint32_t, std::string>> errors_;  // (line, reason) as found
 };
 
@@ -557,13 +649,13 @@ std::string_view tls_policy_name(TlsPolicy p) {
   return "?";
 }
 
-ConfigLoad parse_connector_text(std::string_view text, std::string_view name_for_errors) {
+ConfigLoad parse_connector_text(std::string_view text, std::string_view name_for_errors, ConnectorFiles files) {
   ConfigLoad out;
-  Loader(name_for_errors).load(text, &out);
+  Loader(name_for_errors, files).load(text, &out);
   return out;
 }
 
-ConfigLoad read_connector_file(const std::string& path) {
+ConfigLoad read_connector_file(const std::string& path, ConnectorFiles files) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     ConfigLoad out;
@@ -572,7 +664,7 @@ ConfigLoad read_connector_file(const std::string& path) {
   }
   std::stringstream buffer;
   buffer << in.rdbuf();
-  return parse_connector_text(buffer.str(), path);
+  return parse_connector_text(buffer.str(), path, files);
 }
 
 static Result<std::shared_ptr<const Config>> to_result(ConfigLoad load) {
@@ -586,12 +678,12 @@ static Result<std::shared_ptr<const Config>> to_result(ConfigLoad load) {
 }
 
 Result<std::shared_ptr<const Config>> load_connector_file(const std::string& path) {
-  return to_result(read_connector_file(path));
+  return to_result(read_connector_file(path, ConnectorFiles::kRead));
 }
 
 Result<std::shared_ptr<const Config>> load_connector_text(std::string_view text,
                                                           std::string_view name_for_errors) {
-  return to_result(parse_connector_text(text, name_for_errors));
+  return to_result(parse_connector_text(text, name_for_errors, ConnectorFiles::kRead));
 }
 
 Result<uint64_t> parse_size(std::string_view text) {

@@ -19,12 +19,20 @@ struct ConfigLoad {
   std::vector<std::string> errors;       // "FILE:LINE: reason", in file order
 };
 
-// Parses connector-file text; name_for_errors is used as FILE in messages.
-ConfigLoad parse_connector_text(std::string_view text, std::string_view name_for_errors);
-// Reads and parses a file.
-ConfigLoad read_connector_file(const std::string& path);
+// Whether the files a connector names are opened while loading: the credentials of `auth` /
+// `auth_file` (refused when group or others may access them; the secret is read into
+// SmartHostAuth::password) and `tls_ca_file` (must be readable). The daemon loads with kRead; tools
+// that only explain or check routes (and unit tests of routing) may skip them.
+enum class ConnectorFiles : uint8_t { kSkip, kRead };
 
-// The same as Results: the Error message joins every "FILE:LINE: reason" with newlines.
+// Parses connector-file text; name_for_errors is used as FILE in messages.
+ConfigLoad parse_connector_text(std::string_view text, std::string_view name_for_errors,
+                                ConnectorFiles files = ConnectorFiles::kSkip);
+// Reads and parses a file.
+ConfigLoad read_connector_file(const std::string& path, ConnectorFiles files = ConnectorFiles::kSkip);
+
+// The same as Results, for the daemon: files are read (kRead). The Error message joins every
+// "FILE:LINE: reason" with newlines.
 Result<std::shared_ptr<const Config>> load_connector_file(const std::string& path);
 Result<std::shared_ptr<const Config>> load_connector_text(std::string_view text,
                                                           std::string_view name_for_errors);

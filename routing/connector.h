@@ -44,10 +44,14 @@ struct SmartHost {
   bool is_ip_literal = false;  // written as "[192.0.2.7]" or a bare IPv4 address
 };
 
+// Credentials are read from their file when the connector file is loaded (not on the delivery
+// path); the file must not be accessible by group or others.
 struct SmartHostAuth {
-  std::string mechanism;      // "PLAIN" or "LOGIN"
+  std::string mechanism;      // "PLAIN" or "LOGIN"; empty: PLAIN if the server offers it, else LOGIN
   std::string username;       // SASL authentication identity
-  std::string password_file;  // file holding the password (read by the engine, not here)
+  std::string password_file;  // where the secret came from (auth.password_file or auth_file)
+  std::string password;       // the secret itself: never logged, never printed
+  uint32_t line = 0;          // line of the auth / auth_file key, for messages
 };
 
 // Outbound SMTP timeouts (RFC 5321 §4.5.3.2 minimums as defaults; Postfix uses the same values).
@@ -75,7 +79,9 @@ struct Connector {
   uint64_t max_message_size = 0;                 // bytes; 0 = unlimited
   TlsPolicy tls = TlsPolicy::kOpportunistic;     // STARTTLS policy
   std::string tls_domain;                        // name to verify the certificate against
+  std::string tls_ca_file;                       // CA bundle for tls = "verify"; empty: the system store
   std::optional<SmartHostAuth> auth;             // SMTP AUTH toward smart hosts
+  bool auth_allow_plaintext = false;             // AUTH may be sent without TLS (explicit opt-in)
   uint32_t max_connections_per_destination = 20; // concurrent sessions per next hop
   uint32_t max_messages_per_connection = 100;    // then QUIT and reconnect
   uint32_t max_recipients_per_transaction = 100; // RCPT TO commands per MAIL transaction

@@ -53,7 +53,7 @@ TableReader::TableReader(const TablePublisher& publisher) : publisher_(&publishe
 ReloadOutcome reload_connector_file(const std::string& path, const NodeIdentity& node,
                                     TablePublisher* publisher) {
   ReloadOutcome outcome;
-  ConfigLoad load = read_connector_file(path);
+  ConfigLoad load = read_connector_file(path, ConnectorFiles::kRead);  // credentials files too, as at start-up
   if (!load.config) {
     outcome.errors = std::move(load.errors);
   } else if (auto table = Table::build(load.config, node); !table) {

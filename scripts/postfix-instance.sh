@@ -2,6 +2,8 @@
 # A throwaway Postfix instance for benchmarks and interop tests, entirely under one directory:
 #   postfix-instance.sh create DIR PORT hold           smtpd on 127.0.0.1:PORT, every message held
 #   postfix-instance.sh create DIR PORT relay HOST:P   smtpd on 127.0.0.1:PORT relaying to [HOST]:P
+#   ... create ... [tls CERT KEY]                      smtpd also offers STARTTLS with that PEM certificate
+#                                                      and key (copied into DIR/etc), logging TLS sessions
 #   postfix-instance.sh start|stop|flush|release|count DIR
 # It never touches /etc/postfix or the system's mail service; it binds loopback only.
 set -euo pipefail
@@ -9,7 +11,11 @@ cmd=${1:?usage}; dir=$(realpath -m "${2:?usage}")
 pf() { postfix -c "$dir/etc" "$@"; }
 case "$cmd" in
   create)
-    port=${3:?port}; mode=${4:?hold|relay}; target=${5:-}
+    port=${3:?port}; mode=${4:?hold|relay}; target=""
+    shift 4
+    if [ "$mode" = relay ]; then target=${1:?HOST:PORT}; shift; fi
+    tls_cert=""; tls_key=""
+    if [ "${1:-}" = tls ]; then tls_cert=${2:?certificate file}; tls_key=${3:?key file}; fi
     mkdir -p "$dir/etc" "$dir/queue" "$dir/data"
     cp /etc/postfix/dynamicmaps.cf "$dir/etc/" 2>/dev/null || true
     mkdir -p "$dir/etc/dynamicmaps.cf.d"
@@ -36,6 +42,16 @@ smtp_dns_support_level = disabled
 disable_dns_lookups = yes
 smtputf8_enable = no
 CF
+    if [ -n "$tls_cert" ]; then
+      install -m 0644 "$tls_cert" "$dir/etc/tls-cert.pem"
+      install -m 0600 "$tls_key" "$dir/etc/tls-key.pem"
+      cat >> "$dir/etc/main.cf" <<CF
+smtpd_tls_cert_file = $dir/etc/tls-cert.pem
+smtpd_tls_key_file = $dir/etc/tls-key.pem
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+CF
+    fi
     if [ "$mode" = hold ]; then
       # Every accepted message goes to the hold queue: received, fsynced by cleanup, never delivered.
       echo "smtpd_client_restrictions = check_client_access static:HOLD" >> "$dir/etc/main.cf"

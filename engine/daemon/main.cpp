@@ -11,15 +11,20 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <mutex>
 #include <memory>
 #include <vector>
 
 #include <fmt/ranges.h>
 
 #include "common/log.h"
+#include "common/strings.h"
 #include "common/text_io.h"
 #include "engine/net/listener.h"
+#include "engine/admin/admin_server.h"
 #include "engine/daemon/options.h"
+#include "engine/daemon/queue_admin.h"
 #include "engine/loop/loop.h"
 #include "engine/loop/process_setup.h"
 #include "engine/server/worker.h"
@@ -73,8 +78,11 @@ int run(int argc, char** argv) {
     routes = std::make_unique<routing::TablePublisher>(std::move(*table));
   }
 
+  metrics::Registry registry;
+  metrics::RelayMetrics relay_metrics(registry);
   queue::SpoolOptions spool_opts;
   spool_opts.dir = opts->spool_dir;
+  spool_opts.sync_seconds = &relay_metrics.spool_sync_seconds;
   auto spool = queue::Spool::open(spool_opts);
   if (!spool) {
     log::error("spool {}: {}", opts->spool_dir, spool.error().message());
@@ -110,6 +118,18 @@ int run(int argc, char** argv) {
   delivery.max_outbound = opts->max_outbound;
   delivery.retry.min_backoff = std::chrono::seconds(opts->retry_min);
   delivery.retry.max_backoff = std::chrono::seconds(opts->retry_max);
+  delivery.dns = opts->dns;
+  // The MX loop guard (RFC 5321 §5.1) needs to know who we are: our name, the addresses we listen
+  // on (not the wildcard) and the node addresses the operator gave.
+  delivery.self_names.push_back(to_lower_ascii(opts->hostname));
+  for (const auto& l : opts->listen)
+    if (auto a = SocketAddress::parse(l); a && a->host() != "0.0.0.0" && a->host() != "::") delivery.self_addresses.push_back(*a);
+  for (const auto& n : opts->node_addresses)
+    if (auto a = SocketAddress::parse(n, 0)) delivery.self_addresses.push_back(*a);
+  delivery.retry.glitch_retries = opts->glitch_retries;
+  delivery.retry.glitch_interval = std::chrono::seconds(opts->glitch_interval);
+  delivery.retry.message_expiration = std::chrono::seconds(opts->message_expiration);
+  delivery.retry.delay_notice = std::chrono::seconds(opts->delay_notice);
   bool delivering = routes && !opts->hold;
 
   std::atomic<int> open_connections{0};
@@ -129,6 +149,7 @@ int run(int argc, char** argv) {
     wc.spool = spool->get();
     wc.routes = routes.get();
     wc.delivery = delivering ? &delivery : nullptr;
+    wc.security = opts->security;
     wc.shutdown_grace = std::chrono::seconds(opts->shutdown_grace);
     workers.push_back(std::make_unique<engine::Worker>(std::move(wc)));
     if (auto st = workers.back()->start(); !st) {
@@ -141,14 +162,65 @@ int run(int argc, char** argv) {
     for (auto& w : workers) delivery.workers.push_back(w->delivery());
     // Recovered messages go back to their next hops before new mail is taken.
     auto table = routes->current();
-    for (const auto& r : (*spool)->recovered()) {
+    for (auto& r : (*spool)->take_recovered()) {
       auto msg = std::make_shared<queue::QueuedMessage>();
-      msg->env = r.env;
+      msg->env = std::move(r.env);
       msg->location = r.location;
-      msg->rcpts = r.rcpts;
+      msg->rcpts = std::move(r.rcpts);
       msg->pending.store(static_cast<uint32_t>(r.pending_count()), std::memory_order_relaxed);
       engine::dispatch_message(delivery, table, msg);
     }
+  }
+  // Reload, as SIGHUP or the admin plane asks: validated on the calling thread; workers pick the new
+  // table up at their next iteration; the Unreachable queue is routed again.
+  std::mutex reload_mutex;
+  auto reload = [&](std::string_view who) -> admin::ActionResult {
+    if (!routes) return {admin::ActionStatus::kRejected, "no connector file (--config) to reload"};
+    std::lock_guard<std::mutex> g(reload_mutex);
+    auto outcome = routing::reload_connector_file(opts->config_file, node, routes.get());
+    if (!outcome.published) {
+      std::string why = fmt::format("{}", fmt::join(outcome.errors, "\n"));
+      log::error("{}: connector file {} refused, the previous table stays in use:\n{}", who, opts->config_file, why);
+      return {admin::ActionStatus::kFailed, why};
+    }
+    log::info("{}: connector file {} reloaded (table version {})", who, opts->config_file, outcome.version);
+    size_t routed = delivering ? engine::redispatch_unreachable(delivery, routes->current()) : 0;
+    if (routed > 0) log::info("reload: {} recipient(s) left the Unreachable queue", routed);
+    return {admin::ActionStatus::kOk, fmt::format("connector file reloaded (table version {}); {} recipient(s) left "
+                                                  "the Unreachable queue", outcome.version, routed)};
+  };
+  engine::QueueAdminHooks hooks;
+  hooks.reload = [&] { return reload("admin"); };
+  hooks.messages_received = [&] {
+    uint64_t n = 0;
+    for (auto& w : workers) n += w->counters().messages_committed.load(std::memory_order_relaxed);
+    return n;
+  };
+  hooks.inbound_sessions = [&] { return static_cast<int64_t>(open_connections.load(std::memory_order_relaxed)); };
+  hooks.spool_bytes = [dir = opts->spool_dir] {
+    std::error_code ec;
+    int64_t bytes = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir + "/seg", ec))
+      if (e.path().extension() == ".seg") bytes += static_cast<int64_t>(e.file_size(ec));
+    return bytes;
+  };
+  engine::QueueAdmin queue_admin(delivery, std::move(hooks), &relay_metrics);
+  std::unique_ptr<admin::AdminServer> admin_server;
+  if (!opts->admin_listen.empty()) {
+    admin::AdminServerOptions ao;
+    ao.listen = opts->admin_listen;
+    ao.allow_non_loopback = opts->admin_any_address;
+    ao.metrics = &registry;
+    auto started = admin::AdminServer::start(queue_admin, ao);
+    if (!started) {
+      log::error("--admin {}: {}", opts->admin_listen, started.error().message());
+      for (auto& wk : workers) wk->request_stop();
+      for (auto& wk : workers) wk->join();
+      return 2;
+    }
+    admin_server = std::move(*started);
+    log::info("admin plane on http://{} (queues, actions, /metrics)", admin_server->address());
+    ready += "admin " + admin_server->address() + "\n";
   }
   for (auto& w : workers) w->open_listeners();
   log::info("ringmail ready: {} workers, relay networks {}, max message size {} bytes{}", opts->workers,
@@ -165,18 +237,13 @@ int run(int argc, char** argv) {
         log::info("SIGHUP: no --config given, nothing to reload");
         continue;
       }
-      // Built and validated here, on the main thread; workers pick it up at their next iteration.
-      auto outcome = routing::reload_connector_file(opts->config_file, node, routes.get());
-      if (outcome.published)
-        log::info("SIGHUP: connector file {} reloaded (table version {})", opts->config_file, outcome.version);
-      else
-        log::error("SIGHUP: connector file {} refused, the previous table stays in use:\n{}", opts->config_file,
-                   fmt::join(outcome.errors, "\n"));
+      reload("SIGHUP");
       continue;
     }
     log::info("{}: shutting down (stop accepting, finish sessions, sync the spool)", strsignal(sig));
     break;
   }
+  if (admin_server) admin_server->stop();  // before the workers it asks go away
   for (auto& w : workers) w->request_stop();
   uint64_t committed = 0, failed = 0, conns = 0;
   for (auto& w : workers) {

@@ -73,8 +73,51 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
   app.add_option("--retry-max", o.retry_max, "longest retry back-off, seconds")
       ->capture_default_str()
       ->check(CLI::Range(1u, 86400u * 7));
+  app.add_option("--admin", o.admin_listen,
+                 "admin HTTP plane (JSON queue administration, /metrics) on ADDR:PORT, e.g. 127.0.0.1:8025; "
+                 "loopback only unless --admin-allow-non-loopback");
+  app.add_flag("--admin-allow-non-loopback", o.admin_any_address,
+               "let --admin listen on a non-loopback address (it has no authentication: firewall it)");
+  app.add_option("--dns-server", o.dns_servers,
+                 "DNS server for MX lookups, IP[:PORT] (repeatable); default: the servers in /etc/resolv.conf");
+  app.add_option("--ip-preference", o.ip_preference, "address family tried first at MX hosts: ipv4, ipv6 or any")
+      ->capture_default_str();
+  app.add_option("--dns-ttl-min", o.dns_ttl_min, "seconds: DNS answers are cached at least this long")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 86400u));
+  app.add_option("--dns-ttl-max", o.dns_ttl_max, "seconds: DNS answers are cached at most this long")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u * 7));
+  app.add_option("--dns-cache-size", o.dns_cache_size, "entries per DNS cache (least recently used evicted)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{16}, size_t{10'000'000}));
+  app.add_option("--max-mx-addresses", o.mx_address_cap,
+                 "addresses tried per delivery attempt across the MX hosts (at least 2 are always tried)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{100}));
+  app.add_option("--glitch-retries", o.glitch_retries, "first failures retried quickly (after --glitch-interval)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 15u));
+  app.add_option("--glitch-interval", o.glitch_interval, "seconds before a glitch retry (at most --retry-min)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3600u));
+  app.add_option("--message-expiration", o.message_expiration,
+                 "seconds after arrival when undelivered recipients fail with a DSN (default 2 days)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u * 90));
+  app.add_option("--delay-notice", o.delay_notice,
+                 "seconds after arrival when the sender gets one delay DSN (default 4 h; 0 = never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 86400u * 90));
   app.add_option("--ready-file", o.ready_file, "write the bound listen addresses here once ready (for scripts)");
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_option("--tls-cert", o.tls_cert,
+                 "PEM certificate chain for the listener; with --tls-key, STARTTLS is offered (checked at start)");
+  app.add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");
+  app.add_flag("--require-tls", o.require_tls, "refuse MAIL before STARTTLS (530 5.7.0); needs --tls-cert");
+  app.add_option("--auth-file", o.auth_file,
+                 "AUTH PLAIN/LOGIN credentials, one user:HASH line each (HASH from `openssl passwd -6`); the file "
+                 "must not be group/other accessible; AUTH is offered only over TLS and lets clients relay");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -97,7 +140,24 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
   }
   if (o.node_name.empty()) o.node_name = o.hostname;
   if (o.retry_max < o.retry_min) return make_error("--retry-max must not be below --retry-min");
+  for (const auto& s : o.dns_servers) {
+    auto addr = routing::dns::parse_dns_server(s);
+    if (!addr) return make_error("--dns-server {}: {}", s, addr.error().message());
+    o.dns.servers.push_back(*addr);
+  }
+  auto pref = routing::dns::parse_ip_preference(o.ip_preference);
+  if (!pref) return make_error("--ip-preference: {}", pref.error().message());
+  o.dns.ip_preference = *pref;
+  if (o.dns_ttl_max < o.dns_ttl_min) return make_error("--dns-ttl-max must not be below --dns-ttl-min");
+  o.dns.cache.min_ttl = std::chrono::seconds(o.dns_ttl_min);
+  o.dns.cache.max_ttl = std::chrono::seconds(o.dns_ttl_max);
+  o.dns.cache.capacity = o.dns_cache_size;
+  o.dns.address_cap = o.mx_address_cap;
   if (o.listen.empty()) return make_error("--listen: at least one address is needed");
+  // The certificate, key and credentials are loaded now: a bad file stops the daemon at start (exit 2).
+  auto security = load_listener_security({o.tls_cert, o.tls_key, o.require_tls, o.auth_file});
+  if (!security) return security.error();
+  o.security = std::move(*security);
   return o;
 }
 

@@ -10,6 +10,8 @@
 
 #include "common/net.h"
 #include "common/result.h"
+#include "engine/server/listener_security.h"
+#include "routing/dns/dns_settings.h"
 
 namespace ringmail::engine {
 
@@ -33,8 +35,26 @@ struct DaemonOptions {
   int max_outbound = 10000;              // outbound sessions, all workers together
   unsigned retry_min = 300;              // seconds before the first retry of a deferred recipient
   unsigned retry_max = 4000;             // longest back-off, seconds
+  std::string admin_listen;              // --admin ADDR:PORT; empty = no admin plane
+  std::vector<std::string> dns_servers;  // --dns-server IP[:PORT] (repeatable); empty = /etc/resolv.conf
+  std::string ip_preference = "ipv4";    // --ip-preference ipv4|ipv6|any
+  unsigned dns_ttl_min = 30;             // seconds: shorter positive TTLs are raised
+  unsigned dns_ttl_max = 86400;          // seconds: longer positive TTLs are lowered
+  size_t dns_cache_size = 100000;        // entries per cache (LRU beyond)
+  size_t mx_address_cap = 5;             // addresses tried per delivery attempt (at least 2)
+  routing::dns::DnsSettings dns;         // filled from the above
+  bool admin_any_address = false;        // --admin-allow-non-loopback
+  unsigned glitch_retries = 2;           // first failures retried after glitch_interval
+  unsigned glitch_interval = 60;         // seconds (never more than retry_min)
+  unsigned message_expiration = 172800;  // seconds after arrival: give up, failure DSN (2 days)
+  unsigned delay_notice = 14400;         // seconds after arrival: one delay DSN (4 h; 0 = never)
   std::string ready_file;                // written with the bound addresses once listening
   std::string log_level = "info";
+  std::string tls_cert;                  // listener certificate (PEM); with tls_key, STARTTLS is offered
+  std::string tls_key;                   // listener private key (PEM)
+  bool require_tls = false;              // MAIL before STARTTLS gets 530 5.7.0
+  std::string auth_file;                 // AUTH credentials (user:$6$ hash lines, mode 0600); empty = no AUTH
+  std::shared_ptr<const ListenerSecurity> security;  // loaded from the four above; give it to every WorkerConfig
 };
 
 // Parses argv; on --help/--version prints and sets *exit_code to 0 and returns an error-free

@@ -8,13 +8,94 @@
 
 #include <cerrno>
 #include <cstring>
+#include <unordered_map>
 
 #include "common/log.h"
 
 namespace ringmail::engine {
+namespace {
 
-OutboundSession::OutboundSession(Delivery& delivery, NextHop& hop, const SocketAddress& host)
-    : delivery_(delivery), hop_(hop), host_(host), host_text_(host.to_string()), client_(hop.client, *this) {
+using routing::TlsPolicy;
+
+// Per worker thread (each worker is one thread, so no locks): client TLS contexts by CA file (""
+// = the system store), each with its session cache, and the hosts whose TLS handshake broke under
+// the opportunistic policy, which get clear text until the entry expires.
+struct WorkerTls {
+  std::unordered_map<std::string, std::unique_ptr<tls::TlsContext>> contexts;  // by CA file
+  std::unordered_map<std::string, MonoTime> broken;                           // "[ip]:port" → until
+};
+thread_local WorkerTls t_tls;
+
+// How long a host whose TLS handshake broke is given clear text (opportunistic only). Long enough
+// not to retry a broken server on every message, short enough to notice when it is fixed.
+constexpr std::chrono::minutes kBrokenTlsMemory{60};
+
+Result<tls::TlsContext*> client_context(const std::string& ca_file) {
+  auto it = t_tls.contexts.find(ca_file);
+  if (it != t_tls.contexts.end()) return it->second.get();
+  auto made = tls::TlsContext::client({ca_file, 4096});
+  if (!made) return made.error();
+  tls::TlsContext* ctx = made->get();
+  t_tls.contexts.emplace(ca_file, std::move(*made));
+  return ctx;
+}
+
+bool tls_broken_recently(const std::string& host, MonoTime now) {
+  auto it = t_tls.broken.find(host);
+  if (it == t_tls.broken.end()) return false;
+  if (now < it->second) return true;
+  t_tls.broken.erase(it);
+  return false;
+}
+
+// The name a `verify` session checks (and sends as SNI) when neither tls_domain nor the host's
+// name (the MX exchange for DNS-routed next hops) is known: the smart host's name, when it is
+// unambiguous (one named smart host with this port).
+std::string tls_name_for(const routing::Connector& c, const SocketAddress& host) {
+  if (!c.tls_domain.empty()) return c.tls_domain;
+  std::string found;
+  for (const auto& sh : c.smart_hosts) {
+    if (sh.is_ip_literal) continue;
+    if ((sh.port ? sh.port : c.port) != host.port()) continue;
+    if (!found.empty()) return {};  // two candidates: cannot tell which one this address belongs to
+    found = sh.host;
+  }
+  return found;
+}
+
+smtp::ClientConfig session_config(const NextHop& hop, const std::string& host_text, MonoTime now) {
+  smtp::ClientConfig config = hop.client;
+  const routing::Connector& c = *hop.connector;
+  switch (c.tls) {
+    case TlsPolicy::kNone: config.starttls = smtp::StartTls::kNever; break;
+    case TlsPolicy::kOpportunistic:
+      config.starttls = tls_broken_recently(host_text, now) ? smtp::StartTls::kNever : smtp::StartTls::kIfOffered;
+      break;
+    case TlsPolicy::kRequired:
+    case TlsPolicy::kVerify: config.starttls = smtp::StartTls::kRequired; break;
+  }
+  if (c.auth) {
+    config.auth.username = c.auth->username;
+    config.auth.password = c.auth->password;
+    config.auth.mechanism = c.auth->mechanism;
+    config.auth.allow_plaintext = c.auth_allow_plaintext;
+  }
+  return config;
+}
+
+}  // namespace
+
+OutboundSession::OutboundSession(Delivery& delivery, NextHop& hop, const SocketAddress& host,
+                                 const std::string& host_name)
+    : delivery_(delivery),
+      hop_(hop),
+      host_(host),
+      host_text_(host.to_string()),
+      tls_name_(!hop.connector->tls_domain.empty() ? hop.connector->tls_domain
+                : !host_name.empty()                 ? host_name
+                                                     : tls_name_for(*hop.connector, host)),
+      config_(session_config(hop, host_text_, delivery.loop().now())),
+      client_(config_, *this) {
   connect_op_.s = this;
   timeout_op_.s = this;
 }
@@ -88,8 +169,15 @@ void OutboundSession::act(smtp::ClientAction action) {
       delivery_.loop().timers().arm(*this, delivery_.loop().now(), client_.timeout());
       if (client_.idle() && !was_idle_) {
         was_idle_ = true;
+        conn_->release_idle_buffers();  // an idle pooled session keeps no TLS or output buffers
         delivery_.session_idle(hop_, this);
       }
+      break;
+    case smtp::ClientAction::kStartTls:
+      // The handshake runs under the state's timeout (the EHLO one); a failure ends the session.
+      delivery_.loop().timers().arm(*this, delivery_.loop().now(), client_.timeout());
+      if (conn_->tls() != nullptr) break;  // already started (the session says kStartTls once)
+      if (Status s = start_tls(); !s) act(client_.on_tls_failed(s.error().message()));
       break;
     case smtp::ClientAction::kSendMore:
       conn_->flush();  // on_output_drained() asks for the next chunk
@@ -116,6 +204,40 @@ void OutboundSession::on_data(std::string_view bytes) {
 void OutboundSession::on_output_drained() {
   if (closed_ || client_.finished()) return;
   act(client_.on_output_drained(out_));
+}
+
+Status OutboundSession::start_tls() {
+  const routing::Connector& c = *hop_.connector;
+  const bool verify = c.tls == TlsPolicy::kVerify;
+  if (verify && tls_name_.empty())
+    return make_error("cannot tell which name to verify for {}: set tls_domain on connector '{}'", host_text_, c.name);
+  auto ctx = client_context(verify ? c.tls_ca_file : std::string());
+  if (!ctx) return make_error("TLS client context: {}", ctx.error().message());
+  // One resumable session per host, policy and name: a session made without verification is
+  // never resumed by a verifying connector.
+  std::string key = fmt::format("{}|{}|{}", host_text_, tls_policy_name(c.tls), verify ? tls_name_ : "");
+  tls::ClientParams params{tls_name_, verify, tls_name_, key};
+  return conn_->start_tls(**ctx, &params);
+}
+
+void OutboundSession::on_tls_ready() {
+  if (closed_) return;
+  const tls::TlsSession* t = conn_->tls();
+  log::debug("outbound {}: TLS {} {} ({} bits){}{}", host_text_, t->version(), t->cipher(), t->cipher_bits(),
+             hop_.connector->tls == TlsPolicy::kVerify ? ", certificate verified" : "",
+             t->resumed() ? ", resumed" : "");
+  act(client_.on_tls_ready(out_));
+}
+
+void OutboundSession::on_tls_failed(tls::FailureKind kind, std::string_view text) {
+  const routing::Connector& c = *hop_.connector;
+  log::warn("outbound {} (connector {}, tls {}): {}", host_text_, c.name, tls_policy_name(c.tls), text);
+  // Opportunistic TLS that breaks in the handshake (not a check: nothing is checked there) is
+  // remembered, so the next sessions to this host use clear text instead of failing forever.
+  if (c.tls == TlsPolicy::kOpportunistic && !client_.tls_active() && kind != tls::FailureKind::kNone)
+    t_tls.broken[host_text_] = delivery_.loop().now() + kBrokenTlsMemory;
+  if (closed_) return;
+  act(client_.on_tls_failed(text));
 }
 
 void OutboundSession::on_peer_closed(int error) {
@@ -152,6 +274,10 @@ void OutboundSession::shutdown() {
 }
 
 const smtp::OutboundTransaction* OutboundSession::next_transaction() {
+  if (opening_) {  // ready for its first transaction: no longer counted as opening
+    opening_ = false;
+    delivery_.session_opened(hop_);
+  }
   // Off the idle list first, so nothing offers work to this session while it is taking some.
   if (was_idle_) {
     was_idle_ = false;
@@ -186,6 +312,10 @@ void OutboundSession::maybe_release() {
   if (released_ || !closed_ || connect_cqes_pending_ > 0 || conn_) return;
   released_ = true;
   delivery_.loop().timers().cancel(*this);
+  if (opening_) {
+    opening_ = false;
+    delivery_.session_opened(hop_);
+  }
   if (was_idle_) {
     was_idle_ = false;
     delivery_.session_busy(hop_, this);

@@ -1,6 +1,8 @@
 // One outbound SMTP connection: connects (io_uring CONNECT linked to a timeout), then glues the
 // client protocol state machine (smtp::ClientSession, pure) to a TcpConnection and a protocol
-// timer, taking transactions from its next hop's queue and reporting results to Delivery.
+// timer, taking transactions from its next hop's queue and reporting results to Delivery. It also
+// applies the connector's TLS policy (none / opportunistic / required / verify) with this worker's
+// client TLS contexts and session cache, and hands the session the smart-host credentials.
 #pragma once
 
 #include <linux/time_types.h>
@@ -18,7 +20,8 @@ namespace ringmail::engine {
 
 class OutboundSession final : public TcpConnection::Handler, public smtp::ClientHooks, private Timer {
  public:
-  OutboundSession(Delivery& delivery, NextHop& hop, const SocketAddress& host);
+  // host_name: the MX exchange `host` belongs to (TLS name check and SNI), or empty.
+  OutboundSession(Delivery& delivery, NextHop& hop, const SocketAddress& host, const std::string& host_name = {});
   ~OutboundSession() override;
 
   void start();                 // connect
@@ -41,6 +44,8 @@ class OutboundSession final : public TcpConnection::Handler, public smtp::Client
   void on_peer_closed(int error) override;
   void on_output_drained() override;
   void on_released() override;
+  void on_tls_ready() override;
+  void on_tls_failed(tls::FailureKind kind, std::string_view text) override;
   // smtp::ClientHooks
   const smtp::OutboundTransaction* next_transaction() override;
   void on_recipient_result(const smtp::OutboundTransaction& txn, size_t rcpt_index,
@@ -55,11 +60,14 @@ class OutboundSession final : public TcpConnection::Handler, public smtp::Client
   void act(smtp::ClientAction action);
   void connect_failed(std::string why);
   void maybe_release();
+  Status start_tls();
 
   Delivery& delivery_;
   NextHop& hop_;
   SocketAddress host_;                    // where we connect
   std::string host_text_;                 // "[ip]:port" for logs and DSN Remote-MTA
+  std::string tls_name_;                  // verify: the name the certificate must carry; also the SNI
+  smtp::ClientConfig config_;             // hop.client plus this host's STARTTLS policy and credentials
   smtp::ClientSession client_;            // the protocol
   std::unique_ptr<TcpConnection> conn_;   // after the connect succeeded
   std::string out_;                       // protocol output, moved into conn_
@@ -70,6 +78,7 @@ class OutboundSession final : public TcpConnection::Handler, public smtp::Client
   unsigned connect_cqes_pending_ = 0;     // CONNECT and LINK_TIMEOUT completions to wait for
   DeliveryWork* current_ = nullptr;       // the transaction in progress
   bool was_idle_ = false;                 // registered as idle with the next hop
+  bool opening_ = true;                   // connecting / greeting / EHLO / STARTTLS / AUTH: counted in NextHop::opening
   bool released_ = false;                 // handed back to Delivery
   bool closed_ = false;                   // finished: no more protocol events
 };

@@ -33,8 +33,11 @@ void TcpConnection::on_recv(const io_uring_cqe& cqe) {
   if (!more) recv_armed_ = false;
   if (cqe.flags & IORING_CQE_F_BUFFER) {
     auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-    if (cqe.res > 0 && state_ == State::kOpen && !ignore_input_)
-      handler_.on_data(std::string_view(loop_.buffer(bid), static_cast<size_t>(cqe.res)));
+    if (cqe.res > 0 && state_ == State::kOpen && !ignore_input_) {
+      std::string_view bytes(loop_.buffer(bid), static_cast<size_t>(cqe.res));
+      if (tls_) on_tls_input(bytes, false);
+      else handler_.on_data(bytes);
+    }
     loop_.recycle_buffer(bid);  // returned right away: buffers are held only during on_data
   }
   if (state_ == State::kClosing || state_ == State::kClosed) {
@@ -42,11 +45,11 @@ void TcpConnection::on_recv(const io_uring_cqe& cqe) {
     return;
   }
   if (cqe.res == 0 || (cqe.res < 0 && cqe.res != -ENOBUFS && cqe.res != -ECANCELED)) {
-    // EOF or a hard error: report once, let the owner decide (it usually closes).
-    if (!peer_closed_reported_) {
-      peer_closed_reported_ = true;
-      handler_.on_peer_closed(cqe.res < 0 ? cqe.res : 0);
-    }
+    // EOF or a hard error: report once, let the owner decide (it usually closes). Under TLS the
+    // EOF goes through the session first: buffered records are still delivered, and an EOF in the
+    // middle of the handshake is a TLS failure the owner wants to know about.
+    if (cqe.res == 0 && tls_ && state_ == State::kOpen && !ignore_input_) on_tls_input({}, true);
+    report_peer_closed(cqe.res < 0 ? cqe.res : 0);
     maybe_release();
     return;
   }
@@ -55,12 +58,89 @@ void TcpConnection::on_recv(const io_uring_cqe& cqe) {
   if (!more && (state_ == State::kOpen || state_ == State::kDraining)) arm_recv();
 }
 
+void TcpConnection::report_peer_closed(int error) {
+  if (peer_closed_reported_) return;
+  peer_closed_reported_ = true;
+  handler_.on_peer_closed(error);
+}
+
 void TcpConnection::flush() {
-  if (send_in_flight_ || out_.empty() || state_ == State::kClosing || state_ == State::kClosed) return;
-  sending_.swap(out_);
-  out_.clear();
+  if (state_ == State::kClosing || state_ == State::kClosed) return;
+  std::string* pending = &out_;
+  if (tls_) {
+    // Plaintext is encrypted only once the handshake is done; until then it waits in out_.
+    if (tls_->established() && !out_.empty()) {
+      if (!tls_->write(out_).ok()) {
+        out_.clear();
+        if (!tls_failed_reported_) {
+          tls_failed_reported_ = true;
+          handler_.on_tls_failed(tls_->failure(), tls_->failure_text());
+        }
+      }
+      out_.clear();
+    }
+    tls_->take_output(wire_);
+    pending = &wire_;
+  }
+  if (send_in_flight_ || pending->empty()) return;
+  sending_.swap(*pending);
+  pending->clear();
   send_offset_ = 0;
   submit_send();
+}
+
+Status TcpConnection::start_tls(tls::TlsContext& context, const tls::ClientParams* client) {
+  if (tls_) return make_error("TLS is already on for this connection");
+  if (state_ != State::kOpen) return make_error("the connection is closing");
+  if ((client != nullptr) != (context.role() == tls::Role::kClient))
+    return make_error("start_tls: the parameters do not fit the context's role");
+  auto session = std::make_unique<tls::TlsSession>(context);
+  // Output queued so far is the last clear text (the server's 220); it goes out before any TLS record.
+  wire_.swap(out_);
+  out_.clear();
+  Status started = client ? session->start_client(*client) : session->start_server();
+  if (!started) {
+    out_.swap(wire_);
+    return started;
+  }
+  tls_ = std::move(session);
+  tls_ready_reported_ = tls_failed_reported_ = false;
+  flush();  // the clear bytes, then (client) the ClientHello
+  return {};
+}
+
+void TcpConnection::on_tls_input(std::string_view ciphertext, bool eof) {
+  if (tls_failed_reported_) return;
+  if (eof) tls_->feed_eof();
+  else tls_->feed(ciphertext);
+  plain_.clear();
+  tls::TlsState st = tls_->read(plain_);
+  flush();  // handshake messages, alerts, or nothing
+  if (st == tls::TlsState::kFailed) {
+    tls_failed_reported_ = true;
+    ignore_input_ = true;
+    handler_.on_tls_failed(tls_->failure(), tls_->failure_text());
+    return;
+  }
+  if (!tls_ready_reported_ && (st == tls::TlsState::kEstablished || st == tls::TlsState::kClosed)) {
+    tls_ready_reported_ = true;
+    handler_.on_tls_ready();
+    if (state_ != State::kOpen) return;
+  }
+  if (!plain_.empty() && !ignore_input_ && state_ == State::kOpen) {
+    delivering_plain_ = true;  // plain_ is the handler's view until it returns
+    handler_.on_data(plain_);
+    delivering_plain_ = false;
+  }
+  if (st == tls::TlsState::kClosed && state_ == State::kOpen) report_peer_closed(0);  // close_notify
+}
+
+void TcpConnection::release_idle_buffers() {
+  if (tls_) tls_->release_buffers();
+  if (out_.empty()) std::string().swap(out_);
+  if (wire_.empty()) std::string().swap(wire_);
+  if (!send_in_flight_ && sending_.empty()) std::string().swap(sending_);
+  if (!delivering_plain_) std::string().swap(plain_);
 }
 
 void TcpConnection::submit_send() {
@@ -76,10 +156,7 @@ void TcpConnection::on_send(const io_uring_cqe& cqe) {
     return;
   }
   if (cqe.res < 0) {
-    if (!peer_closed_reported_) {
-      peer_closed_reported_ = true;
-      handler_.on_peer_closed(cqe.res);
-    }
+    report_peer_closed(cqe.res);
     abort();
     return;
   }
@@ -90,9 +167,9 @@ void TcpConnection::on_send(const io_uring_cqe& cqe) {
   }
   sending_.clear();
   send_offset_ = 0;
-  if (!out_.empty()) {
+  if (!out_.empty() || !wire_.empty()) {
     flush();
-    return;
+    if (send_in_flight_) return;
   }
   if (state_ == State::kDraining) {
     begin_close();
@@ -103,9 +180,15 @@ void TcpConnection::on_send(const io_uring_cqe& cqe) {
 
 void TcpConnection::close_after_flush() {
   if (state_ != State::kOpen) return;
+  if (tls_) {
+    flush();       // pending plaintext first
+    tls_->close(); // then close_notify: keeps a client session resumable (platform-notes §2.2)
+    flush();
+  }
   state_ = State::kDraining;
-  if (!send_in_flight_ && out_.empty()) begin_close();
-  else flush();
+  flush();
+  // Nothing could be sent (all sent, or plaintext stuck before a handshake that never finished).
+  if (!send_in_flight_) begin_close();
 }
 
 void TcpConnection::abort() {

@@ -2,13 +2,25 @@
 // at most one send in flight (platform-notes §1.5), and an orderly teardown that cancels every
 // operation and frees nothing until the last CQE has arrived. The owner (an inbound or outbound
 // SMTP session, the sink) sees only transport events; it never sees a CQE or a buffer id.
+//
+// Optional TLS (STARTTLS, both roles): start_tls() switches the connection. Output already queued
+// in out() at that moment goes out in clear (the server's "220 Ready to start TLS"); bytes received
+// after the call are handshake ciphertext (the rest of the chunk being delivered when start_tls() is
+// called is the owner's to discard: the CVE-2011-0411 defence). When the handshake completes,
+// Handler::on_tls_ready() runs; from then on on_data() delivers plaintext and out()/flush() encrypt.
+// A failed handshake calls Handler::on_tls_failed() once and input is ignored after it (the owner
+// usually abort()s). close_after_flush() sends close_notify (keeps a client session resumable);
+// abort() does not. The handshake timeout is the owner's protocol timer.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "common/result.h"
 #include "engine/loop/loop.h"
+#include "engine/tls/tls_session.h"
 
 namespace ringmail::engine {
 
@@ -21,6 +33,9 @@ class TcpConnection {
     virtual void on_data(std::string_view bytes) = 0;  // bytes received (valid only during the call)
     virtual void on_peer_closed(int error) = 0;        // EOF (error 0) or a receive/send error (-errno)
     virtual void on_output_drained() {}                // everything queued has been sent
+    virtual void on_tls_ready() {}                     // TLS handshake done: out() is now encrypted
+    // The TLS handshake failed (or TLS broke later): `kind` says which check, `text` the whole reason.
+    virtual void on_tls_failed(tls::FailureKind kind, std::string_view text) { (void)kind, (void)text; }
     virtual void on_released() = 0;                    // closed and no operation in flight: free now
    protected:
     ~Handler() = default;
@@ -41,8 +56,19 @@ class TcpConnection {
   // Closes now, dropping unsent output. Idempotent.
   void abort();
   bool closing() const { return state_ != State::kOpen; }
+
+  // Starts TLS in the context's role (client: `client` gives SNI, verification and the resumption
+  // key; server: pass null). See the file comment for the ordering rules. Fails (nothing changed)
+  // when TLS is already on, the connection is closing, or OpenSSL refuses the parameters.
+  Status start_tls(tls::TlsContext& context, const tls::ClientParams* client);
+  // The TLS session (null before start_tls): version(), cipher(), peer facts, resumed().
+  const tls::TlsSession* tls() const { return tls_.get(); }
+  bool tls_active() const { return tls_ != nullptr && tls_->established(); }
+  // Gives idle buffers back to the allocator (TLS memory BIOs and our output strings); call when
+  // the owner goes idle. Nothing is lost: only empty buffers are released.
+  void release_idle_buffers();
   int fd() const { return fd_; }
-  size_t queued_bytes() const { return out_.size() + (sending_.size() - send_offset_); }
+  size_t queued_bytes() const { return out_.size() + wire_.size() + (sending_.size() - send_offset_); }
   // Stops delivering on_data (input is still drained from the socket but discarded) — used after
   // a protocol decision to close, so a flooding peer cannot make us buffer.
   void ignore_input() { ignore_input_ = true; }
@@ -65,6 +91,8 @@ class TcpConnection {
   void on_close_cqe(const io_uring_cqe& cqe);
   void op_done(const io_uring_cqe&);
   void maybe_release();
+  void on_tls_input(std::string_view ciphertext, bool eof);
+  void report_peer_closed(int error);
 
   Loop& loop_;
   int fd_;                          // the socket; closed via IORING_OP_CLOSE at the end
@@ -76,7 +104,13 @@ class TcpConnection {
   bool ignore_input_ = false;       // discard received bytes
   bool peer_closed_reported_ = false;  // on_peer_closed() already delivered
   unsigned ops_in_flight_ = 0;      // cancel/close operations not yet completed
-  std::string out_;                 // queued output, not yet handed to the kernel
+  std::string out_;                 // queued output (plaintext under TLS), not yet handed to the kernel
+  std::string wire_;                // TLS only: bytes for the wire (clear bytes queued before start_tls, then ciphertext)
+  std::string plain_;               // TLS only: decrypted input handed to on_data; reused
+  std::unique_ptr<tls::TlsSession> tls_;  // after start_tls()
+  bool tls_ready_reported_ = false;       // on_tls_ready() delivered
+  bool tls_failed_reported_ = false;      // on_tls_failed() delivered
+  bool delivering_plain_ = false;         // on_data() is reading plain_ right now
   std::string sending_;             // the buffer of the send in flight
   size_t send_offset_ = 0;          // bytes of sending_ already sent (short sends)
   Op<&TcpConnection::on_recv> recv_op_{this};

@@ -1,7 +1,9 @@
 // One inbound SMTP connection: glues the protocol state machine (smtp::ServerSession, pure) to a
 // TcpConnection on the worker's ring, a protocol timer, and the worker's spool writer. The
 // listener's promise lives here: the 250 for a message is produced only by the spool's commit
-// callback, i.e. after the fdatasync that covers the message.
+// callback, i.e. after the fdatasync that covers the message. STARTTLS: the session's kStartTls
+// switches the connection to TLS with the worker's server context; the protocol timer bounds the
+// handshake; a failed or timed-out handshake is logged and the connection dropped (no clear-text 421).
 #pragma once
 
 #include <string>
@@ -40,15 +42,20 @@ class InboundSession final : public TcpConnection::Handler,
   void on_data(std::string_view bytes) override;
   void on_peer_closed(int error) override;
   void on_released() override;
+  void on_output_drained() override;
+  void on_tls_ready() override;
+  void on_tls_failed(tls::FailureKind kind, std::string_view text) override;
   // smtp::ServerHooks
   std::string new_queue_id() override;
   WallTime now() override;
+  bool verify_credentials(std::string_view user, std::string_view password) override;
   // queue::CommitCallback
   void committed(queue::QueueId id, Status status) override;
   // Timer
   void fire() override;
 
   void act(smtp::Action action);
+  void start_tls();
   void maybe_free();
 
   Worker& worker_;

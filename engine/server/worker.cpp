@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/log.h"
@@ -15,7 +16,12 @@
 
 namespace ringmail::engine {
 
-Worker::Worker(WorkerConfig config) : config_(std::move(config)) {}
+Worker::Worker(WorkerConfig config) : config_(std::move(config)) {
+  if (config_.security) config_.server.security = config_.security->protocol();
+  // A handshake may take as long as a command, never longer (so --command-timeout bounds it too).
+  auto& limits = config_.server.limits;
+  limits.tls_handshake_timeout = std::min(limits.tls_handshake_timeout, limits.command_timeout);
+}
 
 Worker::~Worker() {
   if (thread_.joinable()) thread_.join();
@@ -43,6 +49,11 @@ void Worker::thread_main() {
   if (!loop) return fail(loop.error());
   loop_ = std::move(*loop);
   file_io_ = std::make_unique<RingFileIo>(*loop_);
+  if (config_.security && !config_.security->tls_cert.empty()) {
+    auto ctx = config_.security->make_tls_context();  // built on this thread, used only here
+    if (!ctx) return fail(ctx.error());
+    server_tls_ = std::move(*ctx);
+  }
   auto writer = config_.spool->make_writer(config_.id, *file_io_, SystemClock::instance());
   if (!writer) return fail(writer.error());
   writer_ = std::move(*writer);
@@ -56,6 +67,7 @@ void Worker::thread_main() {
   }
   if (config_.delivery) {
     delivery_ = std::make_unique<Delivery>(config_.id, *loop_, *file_io_, *config_.delivery);
+    delivery_->attach_writer(*writer_, [this](queue::MessageRef m) { message_committed(std::move(m)); });
     if (auto st = delivery_->start(); !st) return fail(st.error());
   }
   Acceptor::Handler& handler = *this;
@@ -77,6 +89,7 @@ void Worker::thread_main() {
   writer_.reset();
   file_io_.reset();
   routes_.reset();
+  server_tls_.reset();
   loop_.reset();
 }
 

@@ -17,6 +17,7 @@
 #include "engine/delivery/delivery.h"
 #include "engine/loop/ring_file_io.h"
 #include "engine/net/acceptor.h"
+#include "engine/server/listener_security.h"
 #include "engine/smtp/server_session.h"
 #include "queue/spool.h"
 #include "routing/publisher.h"
@@ -38,6 +39,7 @@ struct WorkerConfig {
   DeliveryShared* delivery = nullptr;           // null = hold everything (no delivery)
   std::chrono::seconds shutdown_grace{10};      // how long busy sessions may finish on shutdown
   LoopOptions loop;                             // ring sizes
+  std::shared_ptr<const ListenerSecurity> security;  // STARTTLS / --require-tls / AUTH; null = plain SMTP only
 };
 
 class Worker final : private Acceptor::Handler {
@@ -60,6 +62,9 @@ class Worker final : private Acceptor::Handler {
   Loop& loop() { return *loop_; }
   queue::SpoolWriter& writer() { return *writer_; }
   const smtp::ServerConfig& server_config() const { return config_.server; }
+  // This worker's server TLS context (null without --tls-cert) and the AUTH credentials (null without --auth-file).
+  tls::TlsContext* server_tls() { return server_tls_.get(); }
+  const CredentialStore* credentials() const { return config_.security ? config_.security->credentials.get() : nullptr; }
   // This worker's routing snapshot (lock-free reads; refreshed at the top of each loop iteration).
   // Null when the daemon runs without a connector file.
   const routing::Table* routes() const { return routes_ ? &routes_->table() : nullptr; }
@@ -72,6 +77,9 @@ class Worker final : private Acceptor::Handler {
     std::atomic<uint64_t> refused_connections{0};   // over --max-connections
     std::atomic<uint64_t> messages_committed{0};    // 250s given
     std::atomic<uint64_t> commit_failures{0};       // 451s because the spool failed
+    std::atomic<uint64_t> tls_handshakes{0};        // STARTTLS handshakes completed
+    std::atomic<uint64_t> tls_failures{0};          // STARTTLS handshakes failed or timed out
+    std::atomic<uint64_t> auth_failures{0};         // AUTH attempts refused with 535
   };
   Counters& counters() { return counters_; }
   unsigned id() const { return config_.id; }
@@ -99,6 +107,7 @@ class Worker final : private Acceptor::Handler {
   std::unique_ptr<queue::SpoolWriter> writer_;  // this worker's spool segment writer
   std::unique_ptr<routing::TableReader> routes_;  // this worker's view of the connector table
   std::unique_ptr<Delivery> delivery_;          // next hops owned by this worker (null when holding)
+  std::unique_ptr<tls::TlsContext> server_tls_; // STARTTLS for this worker's sessions (null without a certificate)
   bool delivery_stopping_ = false;              // delivery_->stop() called
   bool delivery_stopped_ = false;               // its done callback ran
   std::vector<std::unique_ptr<Acceptor>> acceptors_;  // one per listening socket

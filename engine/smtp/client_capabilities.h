@@ -1,6 +1,6 @@
 // The SMTP service extensions a server announced in its EHLO reply (RFC 5321 §4.1.1.1), as the
 // outbound client needs them: which ones change what we send (PIPELINING, SIZE, 8BITMIME,
-// SMTPUTF8, DSN) and which are recorded for later work (STARTTLS, AUTH, CHUNKING). Parsing only;
+// SMTPUTF8, DSN, STARTTLS, AUTH) and which are recorded for later work (CHUNKING). Parsing only;
 // deciding what to do with them is client_session's job.
 #pragma once
 
@@ -19,10 +19,10 @@ struct ServerCapabilities {
   bool eight_bit_mime = false;        // RFC 6152 8BITMIME
   bool smtputf8 = false;              // RFC 6531 SMTPUTF8
   bool enhanced_status_codes = false; // RFC 2034
-  bool starttls = false;              // RFC 3207 (recorded; TLS comes in a later issue)
+  bool starttls = false;              // RFC 3207 STARTTLS offered
   bool dsn = false;                   // RFC 3461 (NOTIFY/ORCPT/RET/ENVID may be passed on)
   bool chunking = false;              // RFC 3030 BDAT (recorded, not used)
-  std::string auth_mechanisms;        // RFC 4954 "AUTH PLAIN LOGIN" → "PLAIN LOGIN" (recorded)
+  std::string auth_mechanisms;        // RFC 4954 "AUTH PLAIN LOGIN" → "PLAIN LOGIN"
 };
 
 // Reads the keywords from a positive EHLO reply (first line: the server's name; one keyword and

@@ -1,10 +1,12 @@
 // Settings of an outbound SMTP client session, filled from the send connector by the engine: our
-// EHLO name, per-command timeouts (RFC 5321 §4.5.3.2 defaults), batching and reuse limits. Plain
-// data; loading and validating connector config does not belong here.
+// EHLO name, per-command timeouts (RFC 5321 §4.5.3.2 defaults), batching and reuse limits, the
+// STARTTLS policy and smart-host credentials. Plain data; loading and validating connector config
+// does not belong here.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace ringmail::smtp {
@@ -23,6 +25,22 @@ struct ClientTimeouts {
   std::chrono::seconds quit{300};        // QUIT reply (the engine may close sooner)
 };
 
+// When the session sends STARTTLS (RFC 3207). Certificate checks are the engine's (TLS layer).
+enum class StartTls : uint8_t {
+  kNever,      // connector tls = "none" (or the engine remembers this host's TLS as broken)
+  kIfOffered,  // "opportunistic": STARTTLS when announced; plain text when not offered or refused
+  kRequired,   // "required" / "verify": no TLS, no mail (this host is given up: try the next)
+};
+
+// SMTP AUTH toward a smart host (RFC 4954). Empty username: no AUTH.
+struct ClientAuth {
+  std::string username;          // authentication identity
+  std::string password;          // secret: never logged, never put in an outcome text
+  std::string mechanism;         // "PLAIN" or "LOGIN"; empty: PLAIN if offered, else LOGIN
+  bool allow_plaintext = false;  // AUTH without TLS allowed (connector auth_allow_plaintext)
+  bool enabled() const { return !username.empty(); }
+};
+
 struct ClientConfig {
   std::string helo_name;                         // our name in EHLO/HELO (the connector's fqdn)
   ClientTimeouts timeouts;                       // per stage
@@ -32,6 +50,8 @@ struct ClientConfig {
   bool use_pipelining = true;                    // pipeline MAIL/RCPT/DATA when the server announces PIPELINING
   size_t max_output_chunk = 64 * 1024;           // message data appended per step (on_output_drained)
   size_t max_buffered_input = 64 * 1024;         // server bytes held while sending data; beyond: protocol error
+  StartTls starttls = StartTls::kNever;          // STARTTLS policy (the engine sets it from the connector)
+  ClientAuth auth;                               // smart-host credentials; empty username: no AUTH
 };
 
 }  // namespace ringmail::smtp

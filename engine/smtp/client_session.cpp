@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/smtp/client_auth.h"
+
 #include <algorithm>
 #include <array>
 #include <iterator>
@@ -20,6 +22,9 @@ const ClientSession::StateFacts& ClientSession::facts(State s) {
       {"greeting", ClientStage::kGreeting, &T::greeting, &S::on_greeting_reply},
       {"ehlo", ClientStage::kEhlo, &T::helo, &S::on_ehlo_reply},
       {"helo", ClientStage::kHelo, &T::helo, &S::on_helo_reply},
+      {"starttls", ClientStage::kEhlo, &T::helo, &S::on_starttls_reply},
+      {"tls handshake", ClientStage::kEhlo, &T::helo, nullptr},
+      {"auth", ClientStage::kEhlo, &T::helo, &S::on_auth_reply},
       {"mail", ClientStage::kMail, &T::mail, &S::on_mail_reply},
       {"rcpt", ClientStage::kRcpt, &T::rcpt, &S::on_rcpt_reply},
       {"data", ClientStage::kData, &T::data_init, &S::on_data_reply},
@@ -73,7 +78,10 @@ ClientAction ClientSession::on_input(std::string_view bytes, std::string& out) {
     input_.append(bytes);
     return current_action();
   }
+  const State before = state_;
   process(bytes, out);
+  // kStartTls is said once, on the input that carried the 220; afterwards the session just waits.
+  if (state_ == State::kHandshake && before != State::kHandshake) return ClientAction::kStartTls;
   return current_action();
 }
 
@@ -94,7 +102,33 @@ void ClientSession::process(std::string_view input, std::string& out) {
         return;
       case ReplyParser::Status::kReply: (this->*handler)(parser_.reply(), out); break;
     }
+    // RFC 3207 §4.2 and CVE-2011-0411: whatever the server sent after its 220 in clear text is not
+    // trusted; it is dropped, and TLS starts from a clean parser.
+    if (state_ == State::kHandshake) {
+      parser_.reset();
+      return;
+    }
   }
+}
+
+ClientAction ClientSession::on_tls_ready(std::string& out) {
+  if (state_ != State::kHandshake) return current_action();
+  tls_active_ = true;
+  caps_ = ServerCapabilities{};
+  enter_ehlo(out);
+  return current_action();
+}
+
+ClientAction ClientSession::on_tls_failed(std::string_view why) {
+  if (state_ == State::kClosed) return ClientAction::kClose;
+  if (state_ != State::kHandshake) {
+    // TLS broke in the middle of the dialogue: the same as a lost connection at this stage (which
+    // knows, for instance, that after the final dot the message may have arrived).
+    on_connection_lost(why);
+    return ClientAction::kClose;
+  }
+  end_session_quietly(tls_failure_outcome(ClientStage::kEhlo, fmt::format("STARTTLS failed: {}", why)));
+  return ClientAction::kClose;
 }
 
 ClientAction ClientSession::on_output_drained(std::string& out) {
@@ -175,6 +209,46 @@ void ClientSession::enter_ehlo(std::string& out) {
 void ClientSession::enter_helo(std::string& out) {
   fmt::format_to(std::back_inserter(out), "HELO {}\r\n", config_.helo_name);
   state_ = State::kHelo;
+}
+
+void ClientSession::enter_starttls(std::string& out) {
+  out += "STARTTLS\r\n";
+  state_ = State::kStartTls;
+}
+
+void ClientSession::enter_auth(std::string& out) {
+  std::string_view mech = choose_auth_mechanism(config_.auth, caps_.auth_mechanisms);
+  auth_login_ = mech == "LOGIN";
+  auth_step_ = 0;
+  if (auth_login_) out += "AUTH LOGIN\r\n";
+  else append_auth_plain(config_.auth, out);
+  state_ = State::kAuth;
+}
+
+void ClientSession::after_greeting_exchange(std::string& out) {
+  if (!tls_active_ && !starttls_refused_ && config_.starttls != StartTls::kNever) {
+    if (caps_.starttls) return enter_starttls(out);
+    if (config_.starttls == StartTls::kRequired)
+      return end_session(tls_failure_outcome(ClientStage::kEhlo, "TLS is required but the server does not offer STARTTLS"),
+                         true, out);
+  }
+  if (config_.auth.enabled() && !authenticated_) {
+    if (config_.auth.password.empty())
+      return end_session(auth_failure_outcome(ClientStage::kEhlo, "AUTH credentials are not loaded (no password)"),
+                         true, out);
+    if (!tls_active_ && !config_.auth.allow_plaintext)
+      return end_session(auth_failure_outcome(ClientStage::kEhlo, "AUTH needs TLS and this session is not encrypted"),
+                         true, out);
+    if (choose_auth_mechanism(config_.auth, caps_.auth_mechanisms).empty())
+      return end_session(
+          auth_failure_outcome(ClientStage::kEhlo,
+                               fmt::format("the server offers no usable AUTH mechanism (announced: \"{}\", wanted: {})",
+                                           caps_.auth_mechanisms,
+                                           config_.auth.mechanism.empty() ? "PLAIN or LOGIN" : config_.auth.mechanism)),
+          true, out);
+    return enter_auth(out);
+  }
+  start_next_transaction(out);
 }
 
 void ClientSession::enter_mail(std::string& out) {
@@ -337,15 +411,62 @@ void ClientSession::on_ehlo_reply(const Reply& reply, std::string& out) {
   classify_reply(ClientStage::kEhlo, reply, o);
   if (!o.ok()) return end_session(o, reply.code != 421 && !o.local, out);
   caps_ = parse_ehlo_capabilities(reply);
-  start_next_transaction(out);
+  after_greeting_exchange(out);
 }
 
 void ClientSession::on_helo_reply(const Reply& reply, std::string& out) {
   DeliveryOutcome& o = outcome_;
   classify_reply(ClientStage::kHelo, reply, o);
   if (!o.ok()) return end_session(o, reply.code != 421 && !o.local, out);
-  caps_ = ServerCapabilities{};  // HELO: no service extensions at all
-  start_next_transaction(out);
+  caps_ = ServerCapabilities{};  // HELO: no service extensions at all (so no STARTTLS, no AUTH)
+  after_greeting_exchange(out);
+}
+
+void ClientSession::on_starttls_reply(const Reply& reply, std::string& out) {
+  if (reply.code == 220) {
+    state_ = State::kHandshake;  // process() drops the rest of the clear-text input
+    return;
+  }
+  DeliveryOutcome& o = outcome_;
+  classify_reply(ClientStage::kEhlo, reply, o);
+  if (reply.code == 421) return end_session(o, false, out);
+  if (config_.starttls == StartTls::kRequired || reply.klass() == 2) {
+    // A positive reply other than 220 is not an invitation to TLS either.
+    return end_session(tls_failure_outcome(ClientStage::kEhlo, fmt::format("STARTTLS refused: host said {} {}{}{}",
+                                                                           reply.code, reply.enhanced,
+                                                                           reply.enhanced.empty() ? "" : " ", reply.text)),
+                       true, out);
+  }
+  starttls_refused_ = true;  // opportunistic: carry on in plain text with what EHLO announced
+  after_greeting_exchange(out);
+}
+
+void ClientSession::on_auth_reply(const Reply& reply, std::string& out) {
+  if (reply.code == 334 && auth_login_ && auth_step_ < 2) {
+    // LOGIN: the first challenge asks for the username, the second for the password.
+    append_base64(auth_step_ == 0 ? config_.auth.username : config_.auth.password, out);
+    out += "\r\n";
+    ++auth_step_;
+    return;
+  }
+  if (reply.klass() == 2) {
+    authenticated_ = true;
+    return start_next_transaction(out);
+  }
+  if (reply.code == 421) {
+    DeliveryOutcome& o = outcome_;
+    classify_reply(ClientStage::kEhlo, reply, o);
+    return end_session(o, false, out);
+  }
+  // A 334 we did not expect means the server wants another round: cancel it ("*", RFC 4954 §4)
+  // rather than send anything else, and give up this host. The reply text of a refusal is the
+  // server's; our credentials are never part of it.
+  if (reply.code == 334) out += "*\r\n";
+  end_session(auth_failure_outcome(ClientStage::kEhlo, fmt::format("AUTH {} refused: host said {} {}{}{}",
+                                                                   auth_login_ ? "LOGIN" : "PLAIN", reply.code,
+                                                                   reply.enhanced, reply.enhanced.empty() ? "" : " ",
+                                                                   reply.text)),
+              reply.code != 334, out);
 }
 
 void ClientSession::on_mail_reply(const Reply& reply, std::string& out) {

@@ -1,5 +1,7 @@
 // The outbound SMTP client session (RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8,
-// ENHANCEDSTATUSCODES): a state machine on bytes and events for one connection to one next hop.
+// ENHANCEDSTATUSCODES, STARTTLS, AUTH PLAIN/LOGIN): a state machine on bytes and events for one
+// connection to one next hop. STARTTLS is an ordinary state: the session asks the engine to start
+// the handshake (kStartTls) and hears back through on_tls_ready()/on_tls_failed().
 // It takes the server's bytes and transport events from the engine and returns the bytes to send
 // and what to do next; work and results go through ClientHooks. It knows no sockets, timers,
 // threads or spool, and never throws. Behaviour and the outcome policy: docs/smtp-client.md.
@@ -45,6 +47,9 @@ enum class ClientAction : uint8_t {
   kNeedInput,  // send `out` (if non-empty), then wait for server bytes, timeout() or offer()
   kSendMore,   // send `out`, then call on_output_drained() once it is written (message data is streaming)
   kClose,      // send `out` (if non-empty), then close; the session is finished
+  kStartTls,   // the server said 220 to STARTTLS: start the TLS handshake now (nothing to send; the
+               // rest of the server's clear-text input is discarded), then on_tls_ready()/on_tls_failed().
+               // Returned once; until the handshake ends every other event returns kNeedInput.
 };
 
 class ClientSession {
@@ -65,6 +70,11 @@ class ClientSession {
   // The connection failed, was closed by the server, or could not be made (before on_connected).
   // Pending recipients get their outcomes; the session is finished. `error` is for the log text.
   void on_connection_lost(std::string_view error);
+  // The TLS handshake after kStartTls finished: EHLO again (RFC 3207 §4.2: forget what was learnt).
+  ClientAction on_tls_ready(std::string& out);
+  // The TLS handshake failed (or the engine could not start it); `why` says which check failed.
+  // The session ends (kClose; nothing can be sent on a broken TLS stream).
+  ClientAction on_tls_failed(std::string_view why);
   // The engine has new work for this idle session: asks next_transaction() again. Ignored (returns
   // the current action) when the session is not idle.
   ClientAction offer(std::string& out);
@@ -79,6 +89,11 @@ class ClientSession {
   ClientStage stage() const;
   const ServerCapabilities& capabilities() const { return caps_; }
   unsigned transactions_sent() const { return transactions_sent_; }  // MAIL commands sent on this connection
+  bool tls_active() const { return tls_active_; }                    // the handshake completed
+  bool authenticated() const { return authenticated_; }              // AUTH got 235
+  // STARTTLS was offered and the policy wanted it, but the server refused it (4xx/5xx), so the
+  // session went on in plain text (opportunistic only).
+  bool starttls_refused() const { return starttls_refused_; }
 
  private:
   enum class State : uint8_t {
@@ -86,6 +101,9 @@ class ClientSession {
     kGreeting,    // waiting for 220
     kEhlo,        // EHLO sent
     kHelo,        // HELO sent after EHLO got 5xx
+    kStartTls,    // STARTTLS sent, waiting for 220
+    kHandshake,   // 220 received; the engine runs the TLS handshake (server bytes are not ours)
+    kAuth,        // AUTH sent (LOGIN: also the username/password answers), waiting for 235 or 334
     kMail,        // MAIL sent (pipelined: with all RCPTs and DATA)
     kRcpt,        // waiting for the reply to RCPT number rcpt_replies_
     kData,        // waiting for 354
@@ -115,6 +133,8 @@ class ClientSession {
   void on_greeting_reply(const Reply& reply, std::string& out);
   void on_ehlo_reply(const Reply& reply, std::string& out);
   void on_helo_reply(const Reply& reply, std::string& out);
+  void on_starttls_reply(const Reply& reply, std::string& out);
+  void on_auth_reply(const Reply& reply, std::string& out);
   void on_mail_reply(const Reply& reply, std::string& out);
   void on_rcpt_reply(const Reply& reply, std::string& out);
   void on_data_reply(const Reply& reply, std::string& out);
@@ -126,6 +146,10 @@ class ClientSession {
   // Enter handlers: send the state's command(s) and switch to it.
   void enter_ehlo(std::string& out);
   void enter_helo(std::string& out);
+  void enter_starttls(std::string& out);
+  void enter_auth(std::string& out);
+  // After EHLO/HELO: STARTTLS, AUTH or the first transaction, as the policy and capabilities say.
+  void after_greeting_exchange(std::string& out);
   void enter_mail(std::string& out);
   void send_rcpt(size_t index, std::string& out);
   void enter_data(std::string& out);
@@ -164,6 +188,11 @@ class ClientSession {
   DeliveryOutcome outcome_;            // the last reply's classification; reused so replies allocate nothing
   bool session_reported_ = false;      // on_session_result was called
   unsigned transactions_sent_ = 0;     // MAIL commands sent on this connection
+  bool tls_active_ = false;            // TLS handshake completed
+  bool starttls_refused_ = false;      // the server refused STARTTLS (opportunistic: go on in clear)
+  bool authenticated_ = false;         // AUTH succeeded
+  bool auth_login_ = false;            // the AUTH in progress is LOGIN (username/password steps)
+  uint8_t auth_step_ = 0;              // LOGIN: 334 challenges answered so far
 };
 
 }  // namespace ringmail::smtp

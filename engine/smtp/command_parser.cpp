@@ -26,7 +26,8 @@ constexpr std::array kVerbs{
     VerbName{"EHLO", Verb::kEhlo}, VerbName{"HELO", Verb::kHelo}, VerbName{"MAIL", Verb::kMail},
     VerbName{"RCPT", Verb::kRcpt}, VerbName{"DATA", Verb::kData}, VerbName{"RSET", Verb::kRset},
     VerbName{"NOOP", Verb::kNoop}, VerbName{"QUIT", Verb::kQuit}, VerbName{"VRFY", Verb::kVrfy},
-    VerbName{"EXPN", Verb::kExpn}, VerbName{"HELP", Verb::kHelp},
+    VerbName{"EXPN", Verb::kExpn}, VerbName{"HELP", Verb::kHelp}, VerbName{"STARTTLS", Verb::kStarttls},
+    VerbName{"AUTH", Verb::kAuth},
 };
 static_assert(kVerbs.size() == static_cast<size_t>(Verb::kUnknown), "one name per verb");
 

@@ -10,7 +10,12 @@
 
 namespace ringmail::smtp {
 
-enum class Verb : uint8_t { kEhlo, kHelo, kMail, kRcpt, kData, kRset, kNoop, kQuit, kVrfy, kExpn, kHelp, kUnknown };
+enum class Verb : uint8_t {
+  kEhlo, kHelo, kMail, kRcpt, kData, kRset, kNoop, kQuit, kVrfy, kExpn, kHelp,
+  kStarttls,  // RFC 3207
+  kAuth,      // RFC 4954
+  kUnknown,
+};
 
 struct CommandLine {
   Verb verb = Verb::kUnknown;  // recognised verb (case-insensitive), kUnknown otherwise

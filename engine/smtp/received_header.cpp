@@ -82,6 +82,14 @@ void append_received_header(const ReceivedFields& f, std::string& out) {
   w.word({f.helo});
   w.word({"(", f.peer, ")"});
   w.continuation_line();
+  if (!f.tls_version.empty()) {
+    w.word({"(using"});
+    w.word({f.tls_version});
+    w.word({"with"});
+    w.word({"cipher"});
+    w.word({f.tls_cipher, ")"});
+    w.continuation_line();
+  }
   w.word({"by"});
   w.word({f.hostname});
   w.word({"(ringmail)"});

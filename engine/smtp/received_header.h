@@ -15,7 +15,9 @@ struct ReceivedFields {
   std::string_view helo;        // the EHLO/HELO name the client gave
   std::string_view peer;        // the client's address literal, "[192.0.2.1]" or "[IPv6:2001:db8::1]"
   std::string_view hostname;    // our name
-  std::string_view protocol;    // "SMTP", "ESMTP" or "UTF8SMTP" (RFC 3848, RFC 6531)
+  std::string_view protocol;    // "SMTP", "ESMTP", "ESMTPSA", "UTF8SMTPS", ... (RFC 3848, RFC 6531)
+  std::string_view tls_version; // "TLSv1.3" when the message came over TLS, else empty
+  std::string_view tls_cipher;  // "TLS_AES_256_GCM_SHA384" when over TLS, else empty
   std::string_view queue_id;    // the transaction's queue ID
   std::string_view recipient;   // the only recipient, or empty when there are several (no "for")
   WallTime date;                // when the message was received
@@ -24,7 +26,8 @@ struct ReceivedFields {
 // Appends
 //   Received: from <helo> (<peer>)\r\n\tby <hostname> (ringmail) with <protocol> id <id>\r\n
 //   \tfor <recipient>; <date>\r\n
-// (without a recipient the ";" follows the id and the date gets a line of its own).
+// (without a recipient the ";" follows the id and the date gets a line of its own). Over TLS a line
+// "\t(using <version> with cipher <cipher>)" follows the first one, as Postfix writes it.
 void append_received_header(const ReceivedFields& fields, std::string& out);
 
 // Appends an RFC 5322 date-time in UTC, "Tue, 3 Oct 2023 14:05:06 +0000".

@@ -1,6 +1,7 @@
 // The SMTP server session state machine: command dispatch, transaction rules, replies, DATA and the
-// commit hand-off. Parsing lives in command_parser, the DATA grammar in data_decoder, the trace
-// header in received_header. See server_session.h and docs/smtp-listener.md.
+// commit hand-off, STARTTLS and the AUTH exchange. Parsing lives in command_parser, the DATA grammar
+// in data_decoder, base64/PLAIN in sasl, the trace header in received_header. See server_session.h
+// and docs/smtp-listener.md.
 #include "engine/smtp/server_session.h"
 
 #include <fmt/format.h>
@@ -12,23 +13,50 @@
 #include "common/strings.h"
 #include "engine/smtp/command_parser.h"
 #include "engine/smtp/received_header.h"
+#include "engine/smtp/sasl.h"
 
 namespace ringmail::smtp {
 namespace {
 
-// The service extensions we announce after EHLO, in order. The SIZE line gets the limit appended.
-// Later: "STARTTLS" (RFC 3207) once the transport offers TLS, "AUTH ..." (RFC 4954) after TLS,
-// "DSN" (RFC 3461) once the queue stores NOTIFY/ORCPT/RET/ENVID. Each needs its MAIL/RCPT parameters
-// accepted in cmd_mail/cmd_rcpt as well.
-constexpr std::array<std::string_view, 5> kExtensions{
+// The service extensions we always announce after EHLO, in order. The SIZE line gets the limit
+// appended. "STARTTLS" (before TLS, with a certificate) and "AUTH PLAIN LOGIN" (over TLS, with
+// credentials) follow them.
+constexpr std::array<std::string_view, 6> kExtensions{
     "PIPELINING",           // RFC 2920
     "SIZE",                 // RFC 1870
     "8BITMIME",             // RFC 6152
     "ENHANCEDSTATUSCODES",  // RFC 2034
     "SMTPUTF8",             // RFC 6531
+    "DSN",                  // RFC 3461: RET/ENVID on MAIL, NOTIFY/ORCPT on RCPT, kept in the spool
 };
 
 constexpr size_t kMaxErrorText = 200;  // octets of an engine error message shown in a 451 reply
+constexpr size_t kMaxLoggedName = 64;  // octets of a client-supplied user name shown in logs
+constexpr size_t kMaxTlsName = 64;     // octets of a TLS version or cipher name kept for Received:
+
+// RFC 4954 §4: the LOGIN mechanism's challenges are "Username:" and "Password:" in base64.
+constexpr std::string_view kLoginUserChallenge = "334 VXNlcm5hbWU6";
+constexpr std::string_view kLoginPasswordChallenge = "334 UGFzc3dvcmQ6";
+
+// A TLS version or cipher name from the engine, reduced to the characters such names use, so it
+// cannot break the Received: header.
+std::string tls_name(std::string_view text) {
+  std::string s;
+  for (char c : text.substr(0, kMaxTlsName)) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+              c == '.' || c == '/';
+    if (ok) s += c;
+  }
+  return s.empty() ? std::string("unknown") : s;
+}
+
+// A client-chosen user name as it may appear in a log line: printable ASCII only, bounded.
+std::string loggable_name(std::string_view name) {
+  std::string s;
+  for (char c : name.substr(0, kMaxLoggedName)) s += (c > 32 && c < 127) ? c : '?';
+  if (name.size() > kMaxLoggedName) s += "...";
+  return s;
+}
 
 void append_reply(std::string& out, std::string_view line) {
   out.append(line);
@@ -45,13 +73,17 @@ void append_reply_fmt(std::string& out, fmt::format_string<Args...> f, Args&&...
 
 const ServerSession::StateFacts& ServerSession::facts(State s) {
   static constexpr std::array<StateFacts, static_cast<size_t>(State::kCount)> kFacts{{
-      {"need-helo", false},
-      {"ready", false},
-      {"mail", false},
-      {"rcpt", false},
-      {"data", true},
-      {"commit-wait", false},
-      {"closed", false},
+      {"need-helo", Wait::kCommand},
+      {"ready", Wait::kCommand},
+      {"mail", Wait::kCommand},
+      {"rcpt", Wait::kCommand},
+      {"data", Wait::kDataBlock},
+      {"commit-wait", Wait::kCommand},
+      {"closed", Wait::kCommand},
+      {"tls-handshake", Wait::kHandshake},
+      {"auth-plain", Wait::kCommand},
+      {"auth-login-user", Wait::kCommand},
+      {"auth-login-password", Wait::kCommand},
   }};
   static_assert(kFacts.size() == static_cast<size_t>(State::kCount), "one entry per state");
   return kFacts[static_cast<size_t>(s)];
@@ -62,20 +94,34 @@ ServerSession::CommandHandler ServerSession::handler_for(uint8_t verb) {
   static constexpr std::array<CommandHandler, static_cast<size_t>(Verb::kUnknown) + 1> kHandlers{
       &ServerSession::cmd_ehlo, &ServerSession::cmd_helo, &ServerSession::cmd_mail, &ServerSession::cmd_rcpt,
       &ServerSession::cmd_data, &ServerSession::cmd_rset, &ServerSession::cmd_noop, &ServerSession::cmd_quit,
-      &ServerSession::cmd_vrfy, &ServerSession::cmd_expn, &ServerSession::cmd_help, &ServerSession::cmd_unknown,
+      &ServerSession::cmd_vrfy, &ServerSession::cmd_expn, &ServerSession::cmd_help, &ServerSession::cmd_starttls,
+      &ServerSession::cmd_auth, &ServerSession::cmd_unknown,
   };
-  static_assert(static_cast<size_t>(Verb::kEhlo) == 0 && static_cast<size_t>(Verb::kHelp) == 10,
+  static_assert(static_cast<size_t>(Verb::kEhlo) == 0 && static_cast<size_t>(Verb::kHelp) == 10 &&
+                    static_cast<size_t>(Verb::kStarttls) == 11 && static_cast<size_t>(Verb::kAuth) == 12,
                 "handler table order follows Verb");
   return kHandlers[verb];
 }
 
 ServerSession::ServerSession(const ServerConfig& config, const PeerInfo& peer, ServerHooks& hooks)
     : config_(config), peer_(peer), hooks_(hooks), peer_literal_(peer_address_literal(peer.remote)) {
+  build_ehlo_reply();
+}
+
+// Built at the start and again after STARTTLS (RFC 3207 §4.2: the extensions may differ over TLS).
+void ServerSession::build_ehlo_reply() {
+  std::array<std::string_view, kExtensions.size() + 2> lines{};
+  size_t n = 0;
+  for (auto e : kExtensions) lines[n++] = e;
+  const ServerSecurity& sec = config_.security;
+  if (sec.tls_available && !tls_active_) lines[n++] = "STARTTLS";  // RFC 3207
+  if (sec.auth_available && tls_active_) lines[n++] = "AUTH PLAIN LOGIN";  // RFC 4954, only over TLS
+  ehlo_reply_.clear();
   fmt::format_to(std::back_inserter(ehlo_reply_), "250-{}\r\n", config_.hostname);
-  for (size_t i = 0; i < kExtensions.size(); ++i) {
-    ehlo_reply_ += i + 1 < kExtensions.size() ? "250-" : "250 ";
-    ehlo_reply_ += kExtensions[i];
-    if (kExtensions[i] == "SIZE") fmt::format_to(std::back_inserter(ehlo_reply_), " {}", config_.limits.max_message_size);
+  for (size_t i = 0; i < n; ++i) {
+    ehlo_reply_ += i + 1 < n ? "250-" : "250 ";
+    ehlo_reply_ += lines[i];
+    if (lines[i] == "SIZE") fmt::format_to(std::back_inserter(ehlo_reply_), " {}", config_.limits.max_message_size);
     ehlo_reply_ += "\r\n";
   }
 }
@@ -86,7 +132,12 @@ void ServerSession::start(std::string& out) {
 }
 
 std::chrono::seconds ServerSession::timeout() const {
-  return facts(state_).data_timeout ? config_.limits.data_block_timeout : config_.limits.command_timeout;
+  switch (facts(state_).wait) {
+    case Wait::kCommand: break;
+    case Wait::kDataBlock: return config_.limits.data_block_timeout;
+    case Wait::kHandshake: return config_.limits.tls_handshake_timeout;
+  }
+  return config_.limits.command_timeout;
 }
 
 bool ServerSession::in_data() const { return state_ == State::kData; }
@@ -96,11 +147,14 @@ std::string_view ServerSession::state_name() const { return facts(state_).name; 
 Action ServerSession::current_action() const {
   if (state_ == State::kClosed) return Action::kClose;
   if (state_ == State::kCommitWait) return Action::kCommit;
+  if (state_ == State::kTlsHandshake) return Action::kStartTls;
   return Action::kNeedInput;
 }
 
 Action ServerSession::on_input(std::string_view bytes, std::string& out) {
   if (state_ == State::kClosed) return Action::kClose;
+  // Clear text during the handshake is not ours to read (the engine gives such bytes to TLS).
+  if (state_ == State::kTlsHandshake) return Action::kNeedInput;
   if (state_ == State::kCommitWait) {
     // The engine should stop reading while a commit is pending; if it does not, the buffer still
     // stays bounded: what does not fit is dropped and the session closes after the commit reply.
@@ -120,8 +174,36 @@ Action ServerSession::on_input(std::string_view bytes, std::string& out) {
     size_t used = process(input_, out);
     input_.erase(0, used);
   }
+  return after_processing();
+}
+
+// What is left in input_ after processing depends on where the dialogue stopped.
+Action ServerSession::after_processing() {
+  if (state_ == State::kTlsHandshake && !input_.empty()) {
+    // The CVE-2011-0411 defence: whatever was pipelined after STARTTLS arrived in clear text and
+    // could have been injected by a man in the middle; it must never be read as if it came over TLS.
+    log::warn("smtp: {}: {} octets sent after STARTTLS before the handshake were discarded", peer_literal_,
+              input_.size());
+    input_.clear();
+  }
   if (state_ == State::kClosed) input_.clear();
   if (state_ == State::kCommitWait) pending_limit_ = input_.size() + kMaxPendingInput;
+  return current_action();
+}
+
+Action ServerSession::on_tls_established(const TlsInfo& info, std::string&) {
+  if (state_ != State::kTlsHandshake) return current_action();
+  tls_active_ = true;
+  tls_version_ = tls_name(info.version);
+  tls_cipher_ = tls_name(info.cipher);
+  // RFC 3207 §4.2: forget everything learnt from the client in clear text; it must EHLO again.
+  envelope_.helo.clear();
+  envelope_.esmtp = false;
+  authenticated_ = false;
+  wipe(auth_user_);
+  input_.clear();
+  reset_transaction();
+  build_ehlo_reply();
   return current_action();
 }
 
@@ -137,13 +219,14 @@ size_t ServerSession::process(std::string_view input, std::string& out) {
       if (decoder_.done()) finish_data(out);
       continue;
     }
-    if (state_ == State::kCommitWait || state_ == State::kClosed) break;
+    if (state_ == State::kCommitWait || state_ == State::kClosed || state_ == State::kTlsHandshake) break;
     std::string_view rest = input.substr(pos);
     size_t lf = rest.find('\n');
     if (discarding_line_) {
       if (lf == std::string_view::npos) return input.size();
       pos += lf + 1;
       discarding_line_ = false;
+      if (in_auth_exchange()) auth_abort();
       reply_error(out, "500 5.5.2 Line too long");
       continue;
     }
@@ -157,6 +240,7 @@ size_t ServerSession::process(std::string_view input, std::string& out) {
     }
     pos += lf + 1;
     if (lf + 1 > max_line) {
+      if (in_auth_exchange()) auth_abort();
       reply_error(out, "500 5.5.2 Line too long");
       continue;
     }
@@ -168,9 +252,13 @@ size_t ServerSession::process(std::string_view input, std::string& out) {
 }
 
 void ServerSession::handle_line(std::string_view line, std::string& out) {
-  if (line.find('\0') != std::string_view::npos) return reply_error(out, "500 5.5.2 Error: NUL character in command");
+  bool nul = line.find('\0') != std::string_view::npos;
   // A CR inside a command line would end up in the envelope or the Received: header.
-  if (line.find('\r') != std::string_view::npos) return reply_error(out, "500 5.5.2 Error: bare <CR> in command");
+  bool cr = line.find('\r') != std::string_view::npos;
+  if ((nul || cr) && in_auth_exchange()) auth_abort();  // a refused response ends the AUTH exchange
+  if (nul) return reply_error(out, "500 5.5.2 Error: NUL character in command");
+  if (cr) return reply_error(out, "500 5.5.2 Error: bare <CR> in command");
+  if (in_auth_exchange()) return auth_response(line, out);
   CommandLine cmd = split_command(line);
   (this->*handler_for(static_cast<uint8_t>(cmd.verb)))(cmd.argument, out);
 }
@@ -202,6 +290,8 @@ void ServerSession::reset_transaction() {
   envelope_.body_8bitmime = false;
   envelope_.smtputf8 = false;
   envelope_.declared_size = 0;
+  envelope_.dsn = {};
+  envelope_.rcpt_dsn.clear();
   queue_id_.clear();
   rcpt_attempted_ = false;
   if (message_.capacity() > kKeepMessageCapacity) {
@@ -231,6 +321,8 @@ void ServerSession::cmd_helo(std::string_view argument, std::string& out) {
 void ServerSession::cmd_mail(std::string_view argument, std::string& out) {
   if (state_ == State::kNeedHelo) return reply_error(out, "503 5.5.1 Error: send HELO/EHLO first");
   if (state_ != State::kReady) return reply_error(out, "503 5.5.1 Error: nested MAIL command");
+  if (config_.security.require_tls && !tls_active_)
+    return reply_error(out, "530 5.7.0 Must issue a STARTTLS command first");
   ParsedPath path;
   switch (parse_path(argument, "FROM:", path)) {
     case PathError::kNone: break;
@@ -250,6 +342,7 @@ void ServerSession::cmd_mail(std::string_view argument, std::string& out) {
 
   uint64_t size = 0;
   bool body_8bit = false, smtputf8 = false;
+  queue::dsn::MailParams dsn;
   ParamReader params(path.params);
   ParamReader::Param p;
   while (params.next(p)) {
@@ -270,6 +363,14 @@ void ServerSession::cmd_mail(std::string_view argument, std::string& out) {
     } else if (iequals(p.keyword, "SMTPUTF8")) {
       if (p.has_value) return reply_error(out, "501 5.5.4 Bad SMTPUTF8 parameter syntax");
       smtputf8 = true;
+    } else if (iequals(p.keyword, "AUTH") && config_.security.auth_available && tls_active_) {
+      // RFC 4954 §5: the submitter's identity as the client asserts it; accepted and not used.
+      if (!p.has_value) return reply_error(out, "501 5.5.4 Bad AUTH parameter syntax");
+    } else if (queue::dsn::is_mail_keyword(p.keyword)) {
+      if (auto st = dsn.apply(p.keyword, p.has_value ? p.value : std::string_view()); !st) {
+        append_reply_fmt(out, "501 5.5.4 {}", st.error().message());
+        return count_error(out);
+      }
     } else {
       append_reply_fmt(out, "555 5.5.4 Unsupported option: {}", p.keyword);
       return count_error(out);
@@ -285,6 +386,8 @@ void ServerSession::cmd_mail(std::string_view argument, std::string& out) {
   envelope_.declared_size = size;
   envelope_.body_8bitmime = body_8bit;
   envelope_.smtputf8 = smtputf8;
+  envelope_.dsn = std::move(dsn);
+  envelope_.rcpt_dsn.clear();
   queue_id_ = hooks_.new_queue_id();
   state_ = State::kMail;
   reply(out, "250 2.1.0 Ok");
@@ -311,9 +414,16 @@ void ServerSession::cmd_rcpt(std::string_view argument, std::string& out) {
   if (path.address.empty()) return reply_error(out, "501 5.1.3 Bad recipient address syntax: <> is not a recipient");
   ParamReader params(path.params);
   ParamReader::Param p;
-  if (params.next(p)) {
-    append_reply_fmt(out, "555 5.5.4 Unsupported option: {}", p.keyword);
-    return count_error(out);
+  queue::dsn::RcptParams dsn;
+  while (params.next(p)) {
+    if (!queue::dsn::is_rcpt_keyword(p.keyword)) {
+      append_reply_fmt(out, "555 5.5.4 Unsupported option: {}", p.keyword);
+      return count_error(out);
+    }
+    if (auto st = dsn.apply(p.keyword, p.has_value ? p.value : std::string_view()); !st) {
+      append_reply_fmt(out, "501 5.5.4 {}", st.error().message());
+      return count_error(out);
+    }
   }
   if (params.failed()) return reply_error(out, "501 5.5.4 Bad RCPT parameter syntax");
   if (path.non_ascii && !envelope_.smtputf8)
@@ -321,11 +431,12 @@ void ServerSession::cmd_rcpt(std::string_view argument, std::string& out) {
   if (envelope_.rcpt_to.size() >= config_.limits.max_recipients) return reply(out, "452 4.5.3 Error: too many recipients");
   // ringmail has no local domains: every recipient, postmaster included, is relayed, so only
   // clients the engine marked as relay clients may name one.
-  if (!peer_.relay_allowed) {
+  if (!peer_.relay_allowed && !authenticated_) {
     append_reply_fmt(out, "554 5.7.1 <{}>: Relay access denied", path.address);
     return count_error(out);
   }
   envelope_.rcpt_to.emplace_back(path.address);
+  envelope_.rcpt_dsn.push_back(std::move(dsn));
   state_ = State::kRcpt;
   reply(out, "250 2.1.5 Ok");
 }
@@ -345,7 +456,15 @@ void ServerSession::cmd_data(std::string_view argument, std::string& out) {
   fields.helo = envelope_.helo;
   fields.peer = peer_literal_;
   fields.hostname = config_.hostname;
-  fields.protocol = !envelope_.esmtp ? "SMTP" : envelope_.smtputf8 ? "UTF8SMTP" : "ESMTP";
+  // RFC 3848 / RFC 6531 §4.3: "S" for TLS, "A" for an authenticated client.
+  static constexpr std::array<std::string_view, 4> kEsmtp{"ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA"};
+  static constexpr std::array<std::string_view, 4> kUtf8{"UTF8SMTP", "UTF8SMTPS", "UTF8SMTPA", "UTF8SMTPSA"};
+  size_t variant = (tls_active_ ? 1u : 0u) + (authenticated_ ? 2u : 0u);
+  fields.protocol = !envelope_.esmtp ? "SMTP" : envelope_.smtputf8 ? kUtf8[variant] : kEsmtp[variant];
+  if (tls_active_) {
+    fields.tls_version = tls_version_;
+    fields.tls_cipher = tls_cipher_;
+  }
   fields.queue_id = queue_id_;
   if (envelope_.rcpt_to.size() == 1) fields.recipient = envelope_.rcpt_to.front();
   fields.date = hooks_.now();
@@ -397,9 +516,7 @@ Action ServerSession::on_commit(bool ok, std::string_view error, std::string& ou
   }
   size_t used = process(input_, out);
   input_.erase(0, used);
-  if (state_ == State::kClosed) input_.clear();
-  if (state_ == State::kCommitWait) pending_limit_ = input_.size() + kMaxPendingInput;
-  return current_action();
+  return after_processing();
 }
 
 Action ServerSession::on_timeout(std::string& out) {
@@ -442,6 +559,123 @@ void ServerSession::cmd_help(std::string_view, std::string& out) {
 
 void ServerSession::cmd_unknown(std::string_view, std::string& out) {
   reply_error(out, "500 5.5.2 Error: command not recognized");
+}
+
+// RFC 3207. After the 220 nothing more is read in clear text: process() stops here and
+// after_processing() drops whatever the client pipelined behind the command.
+void ServerSession::cmd_starttls(std::string_view argument, std::string& out) {
+  if (tls_active_) return reply_error(out, "554 5.5.1 Error: TLS already active");
+  if (!config_.security.tls_available) return reply_error(out, "502 5.5.1 Error: command not implemented");
+  if (!argument.empty()) return reply_error(out, "501 5.5.4 Syntax: STARTTLS");
+  if (state_ == State::kMail || state_ == State::kRcpt)
+    return reply_error(out, "503 5.5.1 Error: MAIL transaction in progress");
+  reply(out, "220 2.0.0 Ready to start TLS");
+  state_ = State::kTlsHandshake;
+}
+
+// RFC 4954: AUTH <mechanism> [initial-response], PLAIN (RFC 4616) or LOGIN, only over TLS, once per
+// session and outside a transaction.
+void ServerSession::cmd_auth(std::string_view argument, std::string& out) {
+  if (!config_.security.auth_available) return reply_error(out, "503 5.5.1 Error: authentication not enabled");
+  if (!tls_active_)
+    return reply_error(out, "538 5.7.11 Encryption required for requested authentication mechanism");
+  if (state_ == State::kNeedHelo || !envelope_.esmtp) return reply_error(out, "503 5.5.1 Error: send EHLO first");
+  if (authenticated_) return reply_error(out, "503 5.5.1 Error: already authenticated");
+  if (state_ != State::kReady) return reply_error(out, "503 5.5.1 Error: MAIL transaction in progress");
+  size_t sp = argument.find(' ');
+  std::string_view mechanism = argument.substr(0, sp);
+  std::string_view initial = sp == std::string_view::npos ? std::string_view{} : argument.substr(sp + 1);
+  bool has_initial = sp != std::string_view::npos;
+  if (mechanism.empty() || initial.find(' ') != std::string_view::npos || (has_initial && initial.empty()))
+    return reply_error(out, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+  if (initial == "=") initial = {};  // RFC 4954 §4: "=" is an empty initial response
+  if (iequals(mechanism, "PLAIN")) {
+    if (!has_initial) {
+      state_ = State::kAuthPlain;
+      return reply(out, "334 ");
+    }
+    return auth_plain(initial, out);
+  }
+  if (iequals(mechanism, "LOGIN")) {
+    if (!has_initial) {
+      state_ = State::kAuthUser;
+      return reply(out, kLoginUserChallenge);
+    }
+    state_ = State::kAuthUser;
+    return auth_response(initial, out);
+  }
+  reply_error(out, "504 5.5.4 Unrecognized authentication type");
+}
+
+bool ServerSession::in_auth_exchange() const {
+  return state_ == State::kAuthPlain || state_ == State::kAuthUser || state_ == State::kAuthPassword;
+}
+
+void ServerSession::auth_abort() {
+  wipe(auth_user_);
+  wipe(auth_scratch_);
+  state_ = State::kReady;
+}
+
+// One client line during an AUTH exchange: "*" cancels, anything else must be base64.
+void ServerSession::auth_response(std::string_view line, std::string& out) {
+  if (line == "*") {
+    auth_abort();
+    return reply_error(out, "501 5.7.0 Authentication aborted");
+  }
+  switch (state_) {
+    case State::kAuthPlain: return auth_plain(line, out);
+    case State::kAuthUser:
+      if (!decode_base64(line, auth_user_) || auth_user_.empty()) {
+        auth_abort();
+        return reply_error(out, "501 5.5.2 Cannot decode response");
+      }
+      state_ = State::kAuthPassword;
+      return reply(out, kLoginPasswordChallenge);
+    case State::kAuthPassword: {
+      if (!decode_base64(line, auth_scratch_) || auth_scratch_.empty()) {
+        auth_abort();
+        return reply_error(out, "501 5.5.2 Cannot decode response");
+      }
+      std::string user = std::move(auth_user_);
+      auth_user_.clear();
+      auth_finish(user, auth_scratch_, out);
+      return;
+    }
+    default: return;
+  }
+}
+
+void ServerSession::auth_plain(std::string_view base64, std::string& out) {
+  SaslPlain plain;
+  if (!decode_base64(base64, auth_scratch_) || !parse_sasl_plain(auth_scratch_, plain)) {
+    auth_abort();
+    return reply_error(out, "501 5.5.2 Cannot decode response");
+  }
+  // We do not let one user act as another: an authorization identity must name the user itself.
+  if (!plain.authzid.empty() && plain.authzid != plain.authcid) {
+    log::warn("smtp: {}: AUTH PLAIN refused: user {} asked to act as {}", peer_literal_,
+              loggable_name(plain.authcid), loggable_name(plain.authzid));
+    auth_abort();
+    return reply_error(out, "535 5.7.8 Authentication credentials invalid");
+  }
+  std::string user(plain.authcid);
+  auth_finish(user, plain.password, out);
+}
+
+// Checks the credentials with the engine, answers 235 or 535, and wipes the decoded password.
+void ServerSession::auth_finish(std::string_view user, std::string_view password, std::string& out) {
+  bool ok = hooks_.verify_credentials(user, password);
+  std::string name(user);
+  auth_abort();  // wipes auth_scratch_, which holds the password; back to kReady
+  if (!ok) {
+    log::warn("smtp: {}: authentication failed for user {}", peer_literal_, loggable_name(name));
+    return reply_error(out, "535 5.7.8 Authentication credentials invalid");
+  }
+  authenticated_ = true;
+  auth_user_ = std::move(name);
+  log::info("smtp: {}: authenticated as {}", peer_literal_, loggable_name(auth_user_));
+  reply(out, "235 2.7.0 Authentication successful");
 }
 
 }  // namespace ringmail::smtp

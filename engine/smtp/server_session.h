@@ -1,8 +1,8 @@
 // The SMTP server session of the ringmail listener (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
-// ENHANCEDSTATUSCODES, SMTPUTF8): takes the bytes a client sent, returns the replies and decisions
-// (send, commit a message, close). It knows no sockets, timers, threads or spool: the engine feeds
-// it input and events and carries out its Actions. What it answers to bad input is listed in
-// docs/smtp-listener.md.
+// ENHANCEDSTATUSCODES, SMTPUTF8, STARTTLS, AUTH PLAIN/LOGIN): takes the bytes a client sent,
+// returns the replies and decisions (send, commit a message, start TLS, close). It knows no
+// sockets, timers, threads, TLS library or spool: the engine feeds it input and events and carries
+// out its Actions. What it answers to bad input is listed in docs/smtp-listener.md.
 #pragma once
 
 #include <chrono>
@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/net.h"
 #include "engine/smtp/data_decoder.h"
+#include "queue/dsn.h"
 
 namespace ringmail::smtp {
 
@@ -26,11 +27,26 @@ struct ServerLimits {
   unsigned max_errors = 20;               // bad commands before 421 and close (as Postfix smtpd_hard_error_limit); 0 = no limit
   std::chrono::seconds command_timeout{300};   // waiting for a command (RFC 5321 §4.5.3.2.7: 5 min)
   std::chrono::seconds data_block_timeout{180};// waiting for the next DATA bytes (§4.5.3.2.6 client side 3 min; use 3 min)
+  std::chrono::seconds tls_handshake_timeout{60};// from our 220 to STARTTLS until the handshake completes
+};
+
+// What the listener offers beyond plain SMTP; decided at start-up from the daemon's flags.
+struct ServerSecurity {
+  bool tls_available = false;  // a certificate is loaded: STARTTLS is offered until TLS is active
+  bool require_tls = false;    // MAIL before STARTTLS gets 530 5.7.0 (--require-tls)
+  bool auth_available = false; // credentials are loaded: AUTH PLAIN LOGIN is offered once TLS is active
 };
 
 struct ServerConfig {
   std::string hostname;                   // our name in the greeting, EHLO reply and Received:
   ServerLimits limits;
+  ServerSecurity security;                // STARTTLS, --require-tls, AUTH
+};
+
+// The TLS session the engine established after STARTTLS, as shown in the Received: header.
+struct TlsInfo {
+  std::string_view version;               // "TLSv1.3"
+  std::string_view cipher;                // "TLS_AES_256_GCM_SHA384"
 };
 
 struct PeerInfo {
@@ -46,6 +62,8 @@ struct Envelope {
   bool body_8bitmime = false;             // BODY=8BITMIME given
   bool smtputf8 = false;                  // SMTPUTF8 given
   uint64_t declared_size = 0;             // SIZE= value, 0 if absent
+  queue::dsn::MailParams dsn;             // RET=, ENVID= (RFC 3461)
+  std::vector<queue::dsn::RcptParams> rcpt_dsn;  // NOTIFY=, ORCPT= per accepted recipient (parallel to rcpt_to)
 };
 
 // Supplied by the engine; called by the session.
@@ -56,12 +74,22 @@ class ServerHooks {
   virtual std::string new_queue_id() = 0;
   // Wall-clock time for the Received: header date.
   virtual WallTime now() = 0;
+  // AUTH: are these the credentials of a known user? Called on the loop thread once per AUTH attempt
+  // (a password-hash check: a few milliseconds of CPU). The password must not be logged or kept.
+  // The default knows nobody.
+  virtual bool verify_credentials(std::string_view user, std::string_view password) {
+    (void)user;
+    (void)password;
+    return false;
+  }
 };
 
 enum class Action {
   kNeedInput,   // send `out` (if non-empty), then feed more input when it arrives
   kCommit,      // a message is complete: commit envelope()+message() durably, then call on_commit()
   kClose,       // send `out`, then close the connection (after QUIT's 221, a 421, or too many errors)
+  kStartTls,    // send `out` (the 220 to STARTTLS) in clear, then run the TLS handshake on the connection;
+                // every later byte is TLS. Report success with on_tls_established(); on failure just close.
 };
 
 class ServerSession {
@@ -88,8 +116,16 @@ class ServerSession {
   Action on_timeout(std::string& out);
   // The engine is shutting down: appends "421 4.3.2 <host> Service shutting down" and returns kClose.
   Action on_shutdown(std::string& out);
-  // How long to wait for input from now (command or data-block timeout depending on state).
+  // STARTTLS (RFC 3207): the handshake that followed kStartTls succeeded. The session forgets the
+  // client's EHLO and any transaction, and waits for a new EHLO. Input pipelined after STARTTLS in
+  // clear text was already discarded (the CVE-2011-0411 defence). Returns kNeedInput.
+  Action on_tls_established(const TlsInfo& info, std::string& out);
+  // How long to wait for input from now (command, data-block or TLS handshake timeout depending on state).
   std::chrono::seconds timeout() const;
+  bool tls_handshake_pending() const { return state_ == State::kTlsHandshake; }  // between kStartTls and on_tls_established()
+  bool tls_active() const { return tls_active_; }          // STARTTLS completed
+  bool authenticated() const { return authenticated_; }    // AUTH succeeded (grants relaying)
+  std::string_view auth_user() const { return auth_user_; }// the authenticated user name, or empty
   bool in_data() const;                   // between 354 and the end of data
   // Counters for logs/tests: messages accepted (on_commit ok) in this session.
   unsigned messages_committed() const { return messages_committed_; }
@@ -113,11 +149,16 @@ class ServerSession {
     kData,        // between 354 and the final dot
     kCommitWait,  // a complete message waits for on_commit()
     kClosed,      // the session ended (221 or 421 sent); input is ignored
+    kTlsHandshake,// 220 to STARTTLS sent; the engine runs the handshake, then on_tls_established()
+    kAuthPlain,   // "334 " sent after AUTH PLAIN; waiting for the base64 PLAIN message
+    kAuthUser,    // "334 VXNlcm5hbWU6" sent after AUTH LOGIN; waiting for the user name
+    kAuthPassword,// "334 UGFzc3dvcmQ6" sent; waiting for the password
     kCount,
   };
+  enum class Wait : uint8_t { kCommand, kDataBlock, kHandshake };  // which timeout applies
   struct StateFacts {
     std::string_view name;  // for logs
-    bool data_timeout;      // the data-block timeout applies instead of the command timeout
+    Wait wait;              // which limit timeout() returns
   };
   static const StateFacts& facts(State s);
 
@@ -129,6 +170,13 @@ class ServerSession {
   void finish_data(std::string& out);
   void reset_transaction();
   Action current_action() const;
+  Action after_processing();
+  void build_ehlo_reply();
+  bool in_auth_exchange() const;
+  void auth_response(std::string_view line, std::string& out);
+  void auth_plain(std::string_view base64, std::string& out);
+  void auth_finish(std::string_view user, std::string_view password, std::string& out);
+  void auth_abort();  // back to kReady, secrets wiped
 
   void reply(std::string& out, std::string_view line);
   void reply_error(std::string& out, std::string_view line);  // reply + count_error
@@ -146,6 +194,8 @@ class ServerSession {
   void cmd_vrfy(std::string_view argument, std::string& out);
   void cmd_expn(std::string_view argument, std::string& out);
   void cmd_help(std::string_view argument, std::string& out);
+  void cmd_starttls(std::string_view argument, std::string& out);
+  void cmd_auth(std::string_view argument, std::string& out);
   void cmd_unknown(std::string_view argument, std::string& out);
 
   const ServerConfig& config_;     // our name and limits
@@ -165,6 +215,12 @@ class ServerSession {
   bool input_overflow_ = false;    // input was dropped while a commit was pending: close after it
   unsigned errors_ = 0;            // 5xx replies to commands since the last committed message
   unsigned messages_committed_ = 0;// on_commit(true) count
+  bool tls_active_ = false;        // STARTTLS completed
+  std::string tls_version_;        // of the TLS session, for Received: (sanitised)
+  std::string tls_cipher_;         // of the TLS session, for Received: (sanitised)
+  bool authenticated_ = false;     // AUTH succeeded: the client may relay
+  std::string auth_user_;          // LOGIN: the user name between the two steps; then the authenticated user
+  std::string auth_scratch_;       // decoded AUTH responses (holds passwords: wiped after each use)
 };
 
 }  // namespace ringmail::smtp

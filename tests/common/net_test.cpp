@@ -28,6 +28,14 @@ TEST(SocketAddress, RejectsGarbage) {
             "bad address '1.2.3.4': a port is required (host:port or [v6]:port)");
 }
 
+TEST(SocketAddress, SameHostIgnoresThePort) {
+  auto a = *SocketAddress::parse("127.0.0.2:25");
+  EXPECT_TRUE(a.same_host(*SocketAddress::parse("127.0.0.2:2525")));
+  EXPECT_FALSE(a.same_host(*SocketAddress::parse("127.0.0.3:25")));
+  EXPECT_FALSE(a.same_host(*SocketAddress::parse("[::1]:25")));
+  EXPECT_TRUE(SocketAddress::parse("[::1]:1")->same_host(*SocketAddress::parse("[::1]:2")));
+}
+
 TEST(Cidr, MatchesOnPrefix) {
   auto net = Cidr::parse("127.0.0.0/8");
   ASSERT_TRUE(net.ok());

@@ -65,7 +65,7 @@ class RingmailSink(_Process):
     """ringmail-sink with a stats file, and optionally --record and --save-dir. `port` may be given
     to restart a sink on the port an earlier one used (the daemon's connector names it)."""
 
-    def __init__(self, workdir, name="sink", record=True, save=True, args=(), port=0):
+    def __init__(self, workdir, name="sink", record=True, save=True, args=(), port=0, host="127.0.0.1"):
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         self.ready = os.path.join(self.dir, "ready")
@@ -74,11 +74,12 @@ class RingmailSink(_Process):
         self.save_dir = os.path.join(self.dir, "saved") if save else None
         self.args = list(args)
         self.port = port
+        self.host = host
 
     def start(self, timeout=20):
         if os.path.exists(self.ready):
             os.unlink(self.ready)
-        cmd = [binary("ringmail-sink"), "--listen", f"127.0.0.1:{self.port}", "--ready-file", self.ready,
+        cmd = [binary("ringmail-sink"), "--listen", f"{self.host}:{self.port}", "--ready-file", self.ready,
                "--stats-file", self.stats_file, "--hostname", "sink.test", "--quiet"] + self.args
         if self.record_file:
             cmd += ["--record", self.record_file]

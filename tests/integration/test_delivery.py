@@ -4,6 +4,8 @@ header ringmail adds; dot-leading lines and 8-bit bodies included. Several recip
 transaction; a recipient the receiver refuses fails alone. Fault handling is in test_delivery_faults.
 """
 import collections
+import email
+import email.policy
 import os
 import re
 import subprocess
@@ -130,16 +132,23 @@ class AiosmtpdDeliveryTest(RelayTestCase):
     def test_refused_recipient_fails_alone(self):
         d = self.start_relay(self.sink.port)
         submit_raw(d.port, "s@example.org", ["ok1@example.com", "refused@example.com", "ok2@example.com"], MESSAGE)
-        wait_for(lambda: self.sink.count() >= 1, timeout=30, what="delivery to aiosmtpd")
+        wait_for(lambda: self.sink.count() >= 2, timeout=30, what="the message and the DSN at aiosmtpd")
         wait_for(lambda: "failed" in d.read_log(), timeout=10, what="the failure in the daemon log")
-        (env, data), = self.sink.messages()
+        (env, data), (dsn_env, dsn) = sorted(self.sink.messages(), key=lambda m: m[0]["mail_from"] in ("", "<>"))
         self.assertEqual(env["rcpt_tos"], ["ok1@example.com", "ok2@example.com"])
         self.assertEqual(strip_first_header(data)[1], MESSAGE)
         log = d.read_log()
         self.assertRegex(log, r"<refused@example\.com>: failed via Sink \(127\.0\.0\.1:\d+\): .*550")
         self.assertNotRegex(log, r"<ok[12]@example\.com>: failed")
+        # The sender is told, with the null reverse-path, in an RFC 3464 report.
+        self.assertEqual((dsn_env["mail_from"], dsn_env["rcpt_tos"]), ("<>", ["s@example.org"]))  # aiosmtpd spells null "<>"
+        report = email.message_from_bytes(dsn, policy=email.policy.default)
+        self.assertEqual(report.get_content_type(), "multipart/report")
+        status = [p for p in report.iter_parts() if p.get_content_type() == "message/delivery-status"][0]
+        (rcpt,) = status.get_payload()[1:]
+        self.assertEqual((rcpt["Final-Recipient"], rcpt["Action"]), ("rfc822; refused@example.com", "failed"))
         self.assert_spool_empty_after_stop(d)
-        self.assertRegex(d.read_log(), r"delivery: 2 recipients delivered, 0 deferred, 1 failed")
+        self.assertRegex(d.read_log(), r"delivery: 3 recipients delivered, 0 deferred, 1 failed")
 
     def test_null_sender_and_smtputf8_envelope(self):
         d = self.start_relay(self.sink.port)

@@ -76,12 +76,18 @@ class DeliveryFaultTest(RelayTestCase):
         self.assertRegex(log, r"<x@example\.com>: failed via Sink .*554 5\.7\.1")
         self.assertRegex(log, r"<y@example\.com>: failed via Sink .*554 5\.7\.1")
         self.assertNotIn("deferred via", log)
-        self.assertRegex(log, r"delivery: 2 recipients delivered, 0 deferred, 3 failed")
+        # Each failing message sends its sender a DSN (null sender). The one to s@ arrives; the one
+        # to spammer@ is itself refused (554) and is dropped with a log line, never bounced again.
+        self.assertRegex(log, r"delivery: 3 recipients delivered, 0 deferred, 4 failed")
+        self.assertRegex(log, r"<spammer@example\.org>: failed via Sink .*554 5\.7\.1")
+        self.assertIn("no failure DSN: the message has the null sender", log)
         self.assertEqual(sink.stop(), 0)  # the stats file is final at exit
         stats = sink.stats()
         self.assertEqual(stats["rcpt_faults"], 1, "the 550 recipient was tried again")
-        self.assertEqual(stats["data_faults"], 1, "the 554 message was tried again")
-        self.assertEqual(sorted(r["mail_from"] for r in sink.records()), ["late@example.org", "s@example.org"])
+        self.assertEqual(stats["data_faults"], 2, "the 554 message (or its DSN) was tried again")
+        self.assertEqual(sorted(r["mail_from"] for r in sink.records()), ["", "late@example.org", "s@example.org"])
+        (dsn,) = [r for r in sink.records() if r["mail_from"] == ""]
+        self.assertEqual(dsn["rcpts"], ["s@example.org"])
 
     def test_8bit_and_smtputf8_to_a_server_without_them_fail_permanently(self):
         # RFC 6152 section 3 and RFC 6531 section 3.4: no down-conversion, so the message fails (5.6.3, 5.6.7).
@@ -93,13 +99,16 @@ class DeliveryFaultTest(RelayTestCase):
         submit_raw(d.port, "s@example.org", ["seven@example.com"], ascii_only, body_8bit=False)
         # Declared BODY=8BITMIME but 7-bit clean: nothing needs 8BITMIME, so it goes through.
         submit_raw(d.port, "s@example.org", ["declared@example.com"], ascii_only, body_8bit=True)
-        wait_for(lambda: d.read_log().count(": failed via") >= 2 and len(sink.records()) >= 2, timeout=30,
-                 what="two failures and two deliveries")
+        wait_for(lambda: d.read_log().count(": failed via") >= 2 and len(sink.records()) >= 4, timeout=30,
+                 what="two failures, two deliveries and two DSNs")
         self.assert_spool_empty_after_stop(d)
         log = d.read_log()
         self.assertRegex(log, r"<eight@example\.com>: failed via Sink .*5\.6\.3")
         self.assertRegex(log, r"<utf8@example\.com>: failed via Sink .*5\.6\.7")
-        self.assertEqual(sorted(r["rcpts"][0] for r in sink.records()), ["declared@example.com", "seven@example.com"])
+        self.assertEqual(sorted(r["rcpts"][0] for r in sink.records() if r["mail_from"]),
+                         ["declared@example.com", "seven@example.com"])
+        dsns = [r for r in sink.records() if r["mail_from"] == ""]
+        self.assertEqual([r["rcpts"] for r in dsns], [["s@example.org"]] * 2, "one DSN per failed message")
 
     def send_250_recipients(self):
         """One message to 250 recipients through a connector with max_recipients_per_transaction = 100."""
@@ -144,7 +153,7 @@ class DeliveryFaultTest(RelayTestCase):
         d = self.start_relay(port)
         for i in range(5):
             submit_raw(d.port, f"s{i}@example.org", [f"r{i}@example.com"], MESSAGE)
-        wait_for(lambda: re.search(r"all 1 hosts failed; retry in", d.read_log()), timeout=30,
+        wait_for(lambda: re.search(r"all 1 hosts failed; marked down, probe in", d.read_log()), timeout=30,
                  what="the next hop in Retry")
         self.assertRegex(d.read_log(), r"deferred via Sink .*Connection refused")
         sink = self.start_sink(port=port)

@@ -34,7 +34,8 @@ class ListenerTest(DaemonTestCase):
         self.assertRegex(out, r"250-SIZE \d+")
         self.assertRegex(out, r"250-8BITMIME")
         self.assertRegex(out, r"250-ENHANCEDSTATUSCODES")
-        self.assertRegex(out, r"250 SMTPUTF8")
+        self.assertRegex(out, r"250-SMTPUTF8")
+        self.assertRegex(out, r"250 DSN")
         line = [l for l in out.splitlines() if "queued as" in l][0]
         self.assertRegex(line, r"<-  250 2\.0\.0 Ok: queued as [0-9A-F]{16}$")
         self.assertEqual(d.stop(), 0)

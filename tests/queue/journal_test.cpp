@@ -92,7 +92,7 @@ TEST(DeliveryJournal, ReplayFinalStatesDeleteFinishedSegmentsAndCompact) {
     const auto& rec = (*spool)->recovered();
     ASSERT_EQ(rec.size(), 2u) << "a (all final) and d (delivered) are not returned";
     EXPECT_EQ(rec[0].env.id, msgs[1].env.id);
-    EXPECT_EQ(rec[0].rcpts[0], (RecipientState{RcptState::kDeferred, 1, retry_at}));
+    EXPECT_EQ(rec[0].rcpts[0], (RecipientState{RcptState::kDeferred, 0, 1, retry_at}));
     EXPECT_EQ(rec[0].pending_count(), 1u);
     EXPECT_EQ(rec[1].env.id, msgs[2].env.id);
     EXPECT_EQ(rec[1].rcpts[2].state, RcptState::kDelivered);

@@ -1,5 +1,6 @@
 // Spool round trip: messages of many sizes (empty body, bigger than a segment) appended with
-// BlockingFileIo come back byte-identical after reopening; reading back through FileIo; the lock.
+// BlockingFileIo come back byte-identical after reopening (DSN parameters included); reading back
+// through FileIo; the lock.
 #include <gtest/gtest.h>
 
 #include "queue/spool.h"
@@ -31,6 +32,12 @@ std::vector<Sent> append_messages(Spool& spool, const std::vector<size_t>& sizes
     Sent s{make_envelope((*writer)->next_id(), 1 + i % 4, i % 5 == 0 ? "" : "from@example.org"),
            make_body(sizes[i], static_cast<unsigned>(i)), {}};
     s.env.flags = static_cast<uint32_t>(i % 4);
+    if (i % 3 == 1) {  // RFC 3461 parameters ride along in the envelope
+      s.env.dsn_ret = 1 + i % 2;
+      s.env.envid = "envid-" + std::to_string(i);
+      for (size_t r = 0; r < s.env.rcpts.size(); ++r)
+        s.env.rcpt_dsn.push_back({static_cast<uint8_t>(r % 2 ? 0 : 6), r % 2 ? "" : "rfc822", r % 2 ? "" : s.env.rcpts[r]});
+    }
     s.loc = (*writer)->append(s.env, s.body, &rec);
     sent.push_back(std::move(s));
     if (i % 3 == 2) io.drain();  // vary batch sizes

@@ -2,6 +2,11 @@
 // form with the exact "FILE:LINE: reason" an operator sees.
 #include "routing/config_loader.h"
 
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <gmock/gmock.h>
@@ -12,6 +17,37 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+
+// A temporary directory with secret and CA files for the keys that name files; removed afterwards.
+class TempFiles {
+ public:
+  TempFiles() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "ringmail-cfg-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) != nullptr) dir_ = tmpl;
+  }
+  ~TempFiles() {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  std::string write(const std::string& name, const std::string& text, mode_t mode) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    chmod(path.c_str(), mode);
+    return path;
+  }
+
+ private:
+  std::string dir_;  // mkdtemp directory
+};
+
+// Replaces each placeholder (a whole word such as "PW") by its path.
+std::string with_paths(std::string text, std::initializer_list<std::pair<std::string, std::string>> paths) {
+  for (const auto& [word, path] : paths) {
+    size_t at = text.find("\"" + word + "\"");
+    if (at != std::string::npos) text.replace(at + 1, word.size(), path);
+  }
+  return text;
+}
 
 TEST(ConfigLoader, AppliesDefaults) {
   ConfigLoad load = parse_connector_text(R"(
@@ -39,7 +75,10 @@ address_spaces = ["*"]
 }
 
 TEST(ConfigLoader, ParsesEveryKey) {
-  ConfigLoad load = parse_connector_text(R"(
+  TempFiles files;
+  std::string pw = files.write("relay.pw", "# the relay password\nS3cret:with colon\n", 0600);
+  std::string ca = files.write("ca.pem", "-----BEGIN CERTIFICATE-----\n", 0644);
+  ConfigLoad load = parse_connector_text(with_paths(R"(
 [[connector]]
 name = "Partner"
 enabled = false
@@ -53,13 +92,14 @@ nodes = ["mx1", "mx2"]
 max_message_size = "35MB"
 tls = "verify"
 tls_domain = "relay.example.net"
-auth = { mechanism = "plain", username = "ringmail", password_file = "/etc/ringmail/relay.pw" }
+tls_ca_file = "CA"
+auth = { mechanism = "plain", username = "ringmail", password_file = "PW" }
 max_connections_per_destination = 5
 max_messages_per_connection = 50
 max_recipients_per_transaction = 200
 connection_idle_timeout = "2m"
 protocol_log = true
-)", "t.toml");
+)", {{"CA", ca}, {"PW", pw}}), "t.toml", ConnectorFiles::kRead);
   ASSERT_TRUE(load.config) << load.errors.front();
   const Connector& c = load.config->connectors.at(0);
   EXPECT_FALSE(c.enabled);
@@ -92,7 +132,10 @@ protocol_log = true
   ASSERT_TRUE(c.auth.has_value());
   EXPECT_EQ(c.auth->mechanism, "PLAIN");
   EXPECT_EQ(c.auth->username, "ringmail");
-  EXPECT_EQ(c.auth->password_file, "/etc/ringmail/relay.pw");
+  EXPECT_EQ(c.auth->password_file, pw);
+  EXPECT_EQ(c.auth->password, "S3cret:with colon");  // the first line that is not a comment
+  EXPECT_EQ(c.tls_ca_file, ca);
+  EXPECT_FALSE(c.auth_allow_plaintext);
   EXPECT_EQ(c.max_connections_per_destination, 5u);
   EXPECT_EQ(c.max_messages_per_connection, 50u);
   EXPECT_EQ(c.max_recipients_per_transaction, 200u);
@@ -174,7 +217,7 @@ TEST(ConfigLoader, RejectsEveryBadForm) {
       {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"r.example\"]\n"
        "auth = { mechanism = \"PLAIN\", username = \"u\", password_file = \"/p\" }\n",
        "t.toml:5: connector 'a': auth needs tls = \"required\" or \"verify\" (tls is "
-       "\"opportunistic\"): a password is never sent in clear"},
+       "\"opportunistic\"): a password is never sent in clear unless auth_allow_plaintext = true"},
       {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"r.example\"]\n"
        "tls = \"required\"\nauth = { mechanism = \"CRAM-MD5\", username = \"u\", password_file = "
        "\"/p\" }\n",
@@ -302,6 +345,108 @@ TEST(ConfigLoader, FindsRepeatedPatternsInLongLists) {
                   "t.toml:55: connector 'a': address space 'd40.example.com' is listed twice",
                   "t.toml:56: connector 'a': address space 'd1.example.com' is listed twice",
                   "t.toml:57: connector 'a': address space '*.d3.example.com' is listed twice"));
+}
+
+const char* const kAuthFileConnector = R"([[connector]]
+name = "relay"
+address_spaces = ["*"]
+smart_hosts = ["relay.example.net:587"]
+tls = "required"
+auth_file = "AUTH"
+)";
+
+TEST(ConfigLoader, AuthFileGivesUserAndPassword) {
+  TempFiles files;
+  std::string path = files.write("relay.auth", "\n# comment\nrelayuser:pa:ss word\n", 0600);
+  ConfigLoad load = parse_connector_text(with_paths(kAuthFileConnector, {{"AUTH", path}}), "t.toml", ConnectorFiles::kRead);
+  ASSERT_TRUE(load.config) << load.errors.front();
+  const Connector& c = load.config->connectors.at(0);
+  ASSERT_TRUE(c.auth.has_value());
+  EXPECT_EQ(c.auth->username, "relayuser");
+  EXPECT_EQ(c.auth->password, "pa:ss word");
+  EXPECT_EQ(c.auth->mechanism, "");  // chosen from what the server offers
+}
+
+TEST(ConfigLoader, AuthFileReadableByOthersIsRefusedWithItsLine) {
+  TempFiles files;
+  std::string path = files.write("relay.auth", "relayuser:secretpw\n", 0640);
+  ConfigLoad load = parse_connector_text(with_paths(kAuthFileConnector, {{"AUTH", path}}), "t.toml", ConnectorFiles::kRead);
+  EXPECT_EQ(load.config, nullptr);
+  ASSERT_EQ(load.errors.size(), 1u);
+  EXPECT_EQ(load.errors[0], "t.toml:6: connector 'relay': auth_file " + path +
+                                " is accessible by group or others (mode 0640): it holds a password; chmod 600 it");
+  std::string other = files.write("other.auth", "relayuser:secretpw\n", 0604);
+  load = parse_connector_text(with_paths(kAuthFileConnector, {{"AUTH", other}}), "t.toml", ConnectorFiles::kRead);
+  ASSERT_EQ(load.errors.size(), 1u);
+  EXPECT_THAT(load.errors[0], HasSubstr("mode 0604"));
+}
+
+TEST(ConfigLoader, AuthFileProblemsNeverQuoteTheSecret) {
+  TempFiles files;
+  std::string bad = files.write("bad.auth", "no-colon-secretpw\n", 0600);
+  ConfigLoad load = parse_connector_text(with_paths(kAuthFileConnector, {{"AUTH", bad}}), "t.toml", ConnectorFiles::kRead);
+  ASSERT_EQ(load.errors.size(), 1u);
+  EXPECT_THAT(load.errors[0], HasSubstr("t.toml:6: connector 'relay': auth_file"));
+  EXPECT_THAT(load.errors[0], HasSubstr("username:password"));
+  EXPECT_THAT(load.errors[0], ::testing::Not(HasSubstr("secretpw")));
+  std::string empty = files.write("empty.auth", "# nothing\n", 0600);
+  load = parse_connector_text(with_paths(kAuthFileConnector, {{"AUTH", empty}}), "t.toml", ConnectorFiles::kRead);
+  ASSERT_EQ(load.errors.size(), 1u);
+  EXPECT_THAT(load.errors[0], HasSubstr("holds no credentials"));
+  load = parse_connector_text(with_paths(kAuthFileConnector, {{"AUTH", "/nonexistent/x.auth"}}), "t.toml", ConnectorFiles::kRead);
+  ASSERT_EQ(load.errors.size(), 1u);
+  EXPECT_EQ(load.errors[0], "t.toml:6: connector 'relay': auth_file /nonexistent/x.auth: No such file or directory");
+}
+
+TEST(ConfigLoader, AuthPolicyCombinations) {
+  TempFiles files;
+  std::string path = files.write("relay.auth", "u:p\n", 0600);
+  const RejectCase cases[] = {
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"r.example\"]\n"
+       "auth_file = \"AUTH\"\n",
+       "t.toml:5: connector 'a': auth_file needs tls = \"required\" or \"verify\" (tls is \"opportunistic\"): a "
+       "password is never sent in clear unless auth_allow_plaintext = true"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"r.example\"]\n"
+       "auth_allow_plaintext = true\n",
+       "t.toml:5: connector 'a': auth_allow_plaintext without auth or auth_file"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nauth_file = \"AUTH\"\ntls = \"required\"\n",
+       "t.toml:4: connector 'a': auth_file is only used with smart_hosts"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"r.example\"]\ntls = \"required\"\n"
+       "auth_file = \"AUTH\"\nauth = { mechanism = \"PLAIN\", username = \"u\", password_file = \"AUTH\" }\n",
+       "t.toml:6: connector 'a': auth and auth_file exclude each other: give the credentials once"},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\ntls_ca_file = \"/x.pem\"\n",
+       "t.toml:4: connector 'a': tls_ca_file only applies with tls = \"verify\""},
+      {"[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\ntls = \"verify\"\ntls_ca_file = \"/nonexistent/ca.pem\"\n",
+       "t.toml:1: connector 'a': tls_ca_file /nonexistent/ca.pem: No such file or directory"},
+  };
+  for (const RejectCase& c : cases) {
+    std::string body = with_paths(c.body, {{"AUTH", path}});
+    body = with_paths(body, {{"AUTH", path}});
+    SCOPED_TRACE(body);
+    ConfigLoad load = parse_connector_text(body, "t.toml", ConnectorFiles::kRead);
+    EXPECT_EQ(load.config, nullptr);
+    ASSERT_EQ(load.errors.size(), 1u) << ::testing::PrintToString(load.errors);
+    EXPECT_EQ(load.errors[0], c.expected);
+  }
+  // Opting in to clear text makes auth with opportunistic TLS acceptable.
+  ConfigLoad ok = parse_connector_text(
+      with_paths("[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nsmart_hosts = [\"r.example\"]\n"
+                 "auth_file = \"AUTH\"\nauth_allow_plaintext = true\n",
+                 {{"AUTH", path}}),
+      "t.toml", ConnectorFiles::kRead);
+  ASSERT_TRUE(ok.config) << ok.errors.front();
+  EXPECT_TRUE(ok.config->connectors[0].auth_allow_plaintext);
+}
+
+TEST(ConfigLoader, FilesAreOnlyOpenedWhenAsked) {
+  // The route explainer and --check do not need the secrets; the daemon (load_connector_*) does.
+  std::string text = with_paths(kAuthFileConnector, {{"AUTH", "/nonexistent/x.auth"}});
+  ConfigLoad skip = parse_connector_text(text, "t.toml");
+  ASSERT_TRUE(skip.config) << skip.errors.front();
+  EXPECT_EQ(skip.config->connectors[0].auth->password, "");
+  auto daemon = load_connector_text(text, "t.toml");
+  ASSERT_FALSE(daemon.ok());
+  EXPECT_THAT(daemon.error().message(), HasSubstr("t.toml:6: connector 'relay': auth_file /nonexistent/x.auth"));
 }
 
 TEST(ConfigLoader, MissingFileIsAnError) {

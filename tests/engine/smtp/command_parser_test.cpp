@@ -41,7 +41,11 @@ TEST(SplitCommand, VerbsAreCaseInsensitiveAndArgumentsTrimmed) {
       {"HELP", Verb::kHelp, ""},
       {"MAILX FROM:<a@b>", Verb::kUnknown, "FROM:<a@b>"},
       {"", Verb::kUnknown, ""},
-      {"STARTTLS", Verb::kUnknown, ""},
+      {"STARTTLS", Verb::kStarttls, ""},
+      {"starttls now", Verb::kStarttls, "now"},
+      {"AUTH PLAIN AGFiAGM=", Verb::kAuth, "PLAIN AGFiAGM="},
+      {"auth login", Verb::kAuth, "login"},
+      {"STARTTLSX", Verb::kUnknown, ""},
       {"DAT", Verb::kUnknown, ""},
   };
   for (const auto& c : cases) {

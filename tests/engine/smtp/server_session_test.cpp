@@ -73,7 +73,7 @@ std::string L(std::initializer_list<std::string_view> lines) {
 
 const std::string kGreeting = "220 mx.test ESMTP ringmail\r\n";
 const std::string kEhlo = L({"250-mx.test", "250-PIPELINING", "250-SIZE 2000", "250-8BITMIME",
-                             "250-ENHANCEDSTATUSCODES", "250 SMTPUTF8"});
+                             "250-ENHANCEDSTATUSCODES", "250-SMTPUTF8", "250 DSN"});
 const std::string kMailOk = "250 2.1.0 Ok\r\n";
 const std::string kRcptOk = "250 2.1.5 Ok\r\n";
 const std::string k354 = "354 2.0.0 End data with <CR><LF>.<CR><LF>\r\n";
@@ -242,12 +242,12 @@ std::vector<TranscriptCase> transcript_cases() {
       {"MailParameters",
        L({"EHLO c.test", "MAIL FROM:<a@b.test> SIZE=2001", "MAIL FROM:<a@b.test> SIZE=99999999999999999999999",
           "MAIL FROM:<a@b.test> SIZE=12k", "MAIL FROM:<a@b.test> SIZE", "MAIL FROM:<a@b.test> BODY=BINARYMIME",
-          "MAIL FROM:<a@b.test> SMTPUTF8=yes", "MAIL FROM:<a@b.test> RET=HDRS",
+          "MAIL FROM:<a@b.test> SMTPUTF8=yes", "MAIL FROM:<a@b.test> XFOO=1",
           "MAIL FROM:<a@b.test> size=2000 body=8bitmime smtputf8"}),
        kEhlo + "552 5.3.4 Message size exceeds fixed limit\r\n552 5.3.4 Message size exceeds fixed limit\r\n"
                "501 5.5.4 Bad SIZE parameter syntax\r\n501 5.5.4 Bad SIZE parameter syntax\r\n"
                "501 5.5.4 Bad BODY parameter value (7BIT or 8BITMIME)\r\n"
-               "501 5.5.4 Bad SMTPUTF8 parameter syntax\r\n555 5.5.4 Unsupported option: RET\r\n" +
+               "501 5.5.4 Bad SMTPUTF8 parameter syntax\r\n555 5.5.4 Unsupported option: XFOO\r\n" +
            kMailOk},
       {"ParametersNeedEhlo", L({"HELO c.test", "MAIL FROM:<a@b.test> SIZE=10", "MAIL FROM:<a@b.test>"}),
        "250 mx.test\r\n555 5.5.4 Unsupported option: SIZE (parameters need EHLO)\r\n" + kMailOk},
@@ -304,6 +304,40 @@ std::vector<TranscriptCase> transcript_cases() {
 INSTANTIATE_TEST_SUITE_P(ServerSession, Transcript, ::testing::ValuesIn(transcript_cases()),
                          [](const auto& info) { return info.param.name; });
 
+// RFC 3461: RET/ENVID on MAIL and NOTIFY/ORCPT on RCPT are accepted, decoded into the envelope and
+// checked (bad values and duplicates: 501; other keywords still 555).
+TEST(ServerSession, DsnParametersAreKeptInTheEnvelope) {
+  ServerConfig config = test_config();
+  FakeHooks hooks;
+  ServerSession s(config, test_peer(true), hooks);
+  std::string out;
+  s.start(out);
+  auto say = [&](const std::string& line) {
+    out.clear();
+    s.on_input(line + "\r\n", out);
+    return out;
+  };
+  say("EHLO c.test");
+  EXPECT_EQ(say("MAIL FROM:<a@b.test> RET=BOGUS").substr(0, 9), "501 5.5.4");
+  EXPECT_EQ(say("MAIL FROM:<a@b.test> RET=HDRS RET=FULL").substr(0, 9), "501 5.5.4");
+  EXPECT_EQ(say("MAIL FROM:<a@b.test> RET=FULL ENVID=id+2B1"), kMailOk);
+  EXPECT_EQ(say("RCPT TO:<x@d.test> NOTIFY=NEVER,FAILURE").substr(0, 9), "501 5.5.4");
+  EXPECT_EQ(say("RCPT TO:<x@d.test> NOTIFY=FAILURE,DELAY ORCPT=rfc822;x+40d.test"), kRcptOk);
+  EXPECT_EQ(say("RCPT TO:<y@d.test>"), kRcptOk);
+  EXPECT_EQ(say("RCPT TO:<z@d.test> XNOTIFY=1"), "555 5.5.4 Unsupported option: XNOTIFY\r\n");
+  const Envelope& e = s.envelope();
+  EXPECT_EQ(e.dsn.ret, queue::dsn::Ret::kFull);
+  EXPECT_EQ(e.dsn.envid, "id+1");
+  ASSERT_EQ(e.rcpt_dsn.size(), 2u);
+  EXPECT_EQ(e.rcpt_dsn[0].notify, queue::dsn::kNotifyFailure | queue::dsn::kNotifyDelay);
+  EXPECT_EQ(e.rcpt_dsn[0].orcpt.type, "rfc822");
+  EXPECT_EQ(e.rcpt_dsn[0].orcpt.address, "x@d.test");
+  EXPECT_EQ(e.rcpt_dsn[1].notify, 0);
+  say("RSET");
+  EXPECT_EQ(s.envelope().dsn.ret, queue::dsn::Ret::kUnspecified);
+  EXPECT_TRUE(s.envelope().rcpt_dsn.empty());
+}
+
 TEST(ServerSession, GreetingAndEhloAdvertiseTheConfiguredSize) {
   ServerConfig config = test_config();
   config.limits.max_message_size = 36700160;
@@ -315,7 +349,7 @@ TEST(ServerSession, GreetingAndEhloAdvertiseTheConfiguredSize) {
   out.clear();
   EXPECT_EQ(s.on_input("EHLO c.test\r\n", out), Action::kNeedInput);
   EXPECT_EQ(out, L({"250-mx.test", "250-PIPELINING", "250-SIZE 36700160", "250-8BITMIME", "250-ENHANCEDSTATUSCODES",
-                    "250 SMTPUTF8"}));
+                    "250-SMTPUTF8", "250 DSN"}));
 }
 
 TEST(ServerSession, CommitCycleHoldsPipelinedInputUntilOnCommit) {
