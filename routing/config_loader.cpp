@@ -331,7 +331,8 @@ class Loader {
   }
 
   // A duration: seconds as an integer, or "30s" / "5m" / "1h"; 1 s to 1 day.
-  std::optional<std::chrono::seconds> want_duration(const Connector& c, const toml::node& n, std::string_view key) {
+  std::optional<std::chrono::seconds> want_duration(const Connector& c, const toml::node& n, std::string_view key,
+                                                    int64_t min_s = 1, int64_t max_s = 86400) {
     Result<std::chrono::seconds> d = make_error("unset");
     if (auto v = n.value_exact<int64_t>()) {
       d = std::chrono::seconds(*v);
@@ -340,8 +341,8 @@ class Loader {
     } else {
       d = make_error("must be seconds or a string such as \"30s\"");
     }
-    if (d && (d->count() < 1 || d->count() > 86400))
-      d = make_error("{} s is out of range 1 s - 1 day", d->count());
+    if (d && (d->count() < min_s || d->count() > max_s))
+      d = make_error("{} s is out of range {} s - {} s", d->count(), min_s, max_s);
     if (!d) {
       error_in(c, line_of(n), fmt::format("'{}': {}", key, d.error().message()));
       return std::nullopt;
@@ -506,6 +507,14 @@ class Loader {
         if (auto v = want_int(*c, node, k, 1, 1000)) c->max_recipients_per_transaction = *v;
       } else if (k == "connection_idle_timeout") {
         parse_timeout_key(c, node);
+      } else if (k == "retry_min") {
+        c->retry.min = want_duration(*c, node, k);
+      } else if (k == "retry_max") {
+        c->retry.max = want_duration(*c, node, k, 1, 86400 * 7);
+      } else if (k == "message_expiration") {
+        c->retry.expiration = want_duration(*c, node, k, 1, 86400 * 90);
+      } else if (k == "delay_notice") {
+        c->retry.delay_notice = want_duration(*c, node, k, 0, 86400 * 90);
       } else if (k == "timeouts") {
         parse_timeouts(c, node);
       } else if (k == "protocol_log") {
@@ -525,6 +534,8 @@ class Loader {
     };
     if (c.address_spaces.empty() && !t.get("address_spaces"))
       error_in(c, c.line, "no 'address_spaces': the connector would never be selected");
+    if (c.retry.min && c.retry.max && *c.retry.max < *c.retry.min)
+      error_in(c, line("retry_max"), "'retry_max' is shorter than 'retry_min'");
     else if (c.address_spaces.empty() && t.get("address_spaces")->as_array() &&
              t.get("address_spaces")->as_array()->empty())
       error_in(c, line("address_spaces"), "'address_spaces' is empty");
@@ -715,7 +726,8 @@ Result<std::chrono::seconds> parse_duration(std::string_view text) {
   if (unit.empty() || unit == "s") scale = 1;
   else if (unit == "m" || unit == "min") scale = 60;
   else if (unit == "h") scale = 3600;
-  else return make_error("bad duration unit '{}' in '{}' (s, m, h)", unit, text);
+  else if (unit == "d") scale = 86400;
+  else return make_error("bad duration unit '{}' in '{}' (s, m, h, d)", unit, text);
   if (number > 86400 * 365) return make_error("duration '{}' is too long", text);
   return std::chrono::seconds(number * scale);
 }

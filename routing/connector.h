@@ -87,6 +87,12 @@ struct Connector {
   uint32_t max_recipients_per_transaction = 100; // RCPT TO commands per MAIL transaction
   std::chrono::seconds connection_idle_timeout{10};  // idle pooled session is closed after this
   ConnectorTimeouts timeouts;                    // per-command timeouts of outbound sessions
+  struct Retry {                                 // overrides of the daemon's retry flags; unset = the flag
+    std::optional<std::chrono::seconds> min;           // retry_min: first back-off step
+    std::optional<std::chrono::seconds> max;           // retry_max: longest back-off
+    std::optional<std::chrono::seconds> expiration;    // message_expiration: give up (failure DSN)
+    std::optional<std::chrono::seconds> delay_notice;  // delay_notice: one delay DSN (0 = never)
+  } retry;
   bool protocol_log = false;                     // per-connector SMTP transcript log
   uint32_t line = 0;                             // line of its [[connector]] header
 

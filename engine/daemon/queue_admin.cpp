@@ -324,6 +324,13 @@ void QueueAdmin::refresh_metrics() {
   sync(metrics_->expired, shared_.expired.load(), seen_expired_);
   sync(metrics_->dsn_sent, shared_.dsns.load(), seen_dsns_);
   metrics_->sessions_outbound.set(shared_.outbound.load(std::memory_order_relaxed));
+  uint64_t hits = 0, misses = 0;
+  for (const auto& s : on_workers<routing::dns::CacheStats>([](Delivery& d) { return d.dns_stats(); })) {
+    hits += s.hits;
+    misses += s.misses;
+  }
+  sync(metrics_->dns_cache_hits, hits, seen_dns_hits_);
+  sync(metrics_->dns_cache_misses, misses, seen_dns_misses_);
   if (hooks_.inbound_sessions) metrics_->sessions_inbound.set(hooks_.inbound_sessions());
   if (hooks_.spool_bytes) metrics_->spool_bytes.set(hooks_.spool_bytes());
 }

@@ -53,7 +53,7 @@ class QueueAdmin final : public admin::AdminBackend {
   metrics::RelayMetrics* metrics_;  // null = no metrics
   std::mutex metrics_mutex_;        // refresh_metrics may race with itself across HTTP threads
   uint64_t seen_received_ = 0, seen_delivered_ = 0, seen_deferred_ = 0, seen_failed_ = 0, seen_expired_ = 0,
-           seen_dsns_ = 0;          // counter values already added to the registry
+           seen_dsns_ = 0, seen_dns_hits_ = 0, seen_dns_misses_ = 0;  // counter values already added to the registry
 };
 
 }  // namespace ringmail::engine

@@ -157,6 +157,16 @@ Status Delivery::start() {
   return {};
 }
 
+queue::RetryPolicy Delivery::policy_for(const routing::Connector& c) const {
+  queue::RetryPolicy p = shared_.retry;
+  if (c.retry.min) p.min_backoff = *c.retry.min;
+  if (c.retry.max) p.max_backoff = *c.retry.max;
+  if (p.max_backoff < p.min_backoff) p.max_backoff = p.min_backoff;  // a connector's min above the daemon's max
+  if (c.retry.expiration) p.message_expiration = *c.retry.expiration;
+  if (c.retry.delay_notice) p.delay_notice = *c.retry.delay_notice;
+  return p;
+}
+
 NextHop& Delivery::hop_for(std::shared_ptr<const routing::Table> table, const routing::Connector* c,
                            const std::string& key, const std::string& destination) {
   auto it = hops_.find(key);
@@ -165,6 +175,7 @@ NextHop& Delivery::hop_for(std::shared_ptr<const routing::Table> table, const ro
       // A reload replaced the table: take the new connector settings when no session uses the old.
       it->second->table = std::move(table);
       it->second->connector = c;
+      it->second->retry = policy_for(*c);
     }
     return *it->second;
   }
@@ -173,6 +184,7 @@ NextHop& Delivery::hop_for(std::shared_ptr<const routing::Table> table, const ro
   hop->table = std::move(table);
   hop->connector = c;
   hop->destination = destination;
+  hop->retry = policy_for(*c);
   hop->client.helo_name = c->fqdn.empty() ? shared_.hostname : c->fqdn;
   hop->client.max_recipients_per_transaction = c->max_recipients_per_transaction;
   hop->client.max_messages_per_connection = c->max_messages_per_connection;
@@ -277,7 +289,7 @@ void Delivery::on_mx(NextHop& hop, std::shared_ptr<const routing::dns::MxAnswer>
       hop.no_hosts_reason = what;
       hop.last_error = "DNS: " + what;
       ++hop.down_rounds;
-      auto delay = queue::retry_delay(shared_.retry, hop.down_rounds, std::uniform_real_distribution<double>(0, 1)(rng_));
+      auto delay = queue::retry_delay(hop.retry, hop.down_rounds, std::uniform_real_distribution<double>(0, 1)(rng_));
       hop.retry_at = now + delay;
       log::warn("next hop {} / {}: DNS lookup failed temporarily ({}); retry in {} s", hop.connector->name,
                 hop.destination, what, duration_cast<seconds>(delay).count());
@@ -340,7 +352,7 @@ void Delivery::resolve_hosts(NextHop& hop) {
       collect_smart_hosts(*h, *results);
       if (h->hosts.empty()) {
         // Nothing to connect to: try the names again after the back-off; the mail waits.
-        h->retry_at = loop_.now() + queue::retry_delay(shared_.retry, 1, 0.5);
+        h->retry_at = loop_.now() + queue::retry_delay(h->retry, 1, 0.5);
         return;
       }
       h->no_hosts_reason.clear();
@@ -498,6 +510,29 @@ void Delivery::load(NextHop& hop, QueuedWork qw) {
   shared_.spool->read_message(w->msg->location, w->record.data(), io_, &w->read_op);
 }
 
+// The transaction's recipients, with the RFC 3461 parameters received on the listener, which go on
+// to a next hop that announces DSN (the client session sends them only then).
+void Delivery::set_recipients(DeliveryWork& w) {
+  const auto& env = w.msg->env;
+  auto drop_space = [](std::string s) { return s.empty() ? s : s.substr(1); };
+  queue::dsn::MailParams mp;
+  mp.ret = static_cast<queue::dsn::Ret>(env.dsn_ret);
+  mp.envid = env.envid;
+  mp.has_envid = !env.envid.empty();
+  w.txn.dsn_mail_params = drop_space(queue::dsn::format_mail_params(mp));
+  w.txn.recipients.clear();
+  for (uint32_t r : w.rcpts) {
+    std::string params;
+    if (r < env.rcpt_dsn.size()) {
+      queue::dsn::RcptParams rp;
+      rp.notify = env.rcpt_dsn[r].notify;
+      rp.orcpt = {env.rcpt_dsn[r].orcpt_type, env.rcpt_dsn[r].orcpt};
+      params = drop_space(queue::dsn::format_rcpt_params(rp));
+    }
+    w.txn.recipients.push_back({env.rcpts[r], std::move(params)});
+  }
+}
+
 void Delivery::on_loaded(DeliveryWork* w, int result) {
   NextHop& hop = *w->hop;
   --hop.loading;
@@ -525,8 +560,7 @@ void Delivery::on_loaded(DeliveryWork* w, int result) {
   w->body = std::move(decoded->body);
   const auto& env = w->msg->env;
   w->txn.mail_from = env.mail_from;
-  w->txn.recipients.clear();
-  for (uint32_t r : w->rcpts) w->txn.recipients.push_back({env.rcpts[r], {}});
+  set_recipients(*w);
   w->txn.body = w->body;
   w->txn.size = w->body.size();
   // "Needed" means the octets, not what the client declared: a BODY=8BITMIME message that is
@@ -615,8 +649,7 @@ void Delivery::on_transaction_done(DeliveryWork& work) {
     // Same body, other host: back to the front of the queue, no attempt counted.
     work.rcpts = std::move(work.retry_now);
     work.retry_now.clear();
-    work.txn.recipients.clear();
-    for (uint32_t r : work.rcpts) work.txn.recipients.push_back({work.msg->env.rcpts[r], {}});
+    set_recipients(work);
     hop.ready.push_front(&work);
     return;  // on_session_result() moves the cursor to the next host and pumps
   }
@@ -639,7 +672,7 @@ void Delivery::defer(NextHop& hop, const queue::MessageRef& msg, std::vector<uin
   uint32_t attempts = 0;
   for (uint32_t r : rcpts) {
     auto& rs = msg->rcpts[r];
-    auto d = queue::decide_retry(shared_.retry, env.arrival, rs.attempts + 1, rs.flags & queue::kRcptDelayNotified,
+    auto d = queue::decide_retry(hop.retry, env.arrival, rs.attempts + 1, rs.flags & queue::kRcptDelayNotified,
                                  wall_now, jitter);
     if (removed) {
       finish(msg, r, queue::RcptState::kFailed);
@@ -665,7 +698,7 @@ void Delivery::defer(NextHop& hop, const queue::MessageRef& msg, std::vector<uin
               expired.size(), duration_cast<hours>(wall_now - env.arrival).count(), why);
     send_dsn(*msg, false, expired, remote, body);
   }
-  if (!delayed.empty()) send_dsn(*msg, true, delayed, remote, body);
+  if (!delayed.empty()) send_dsn(*msg, true, delayed, remote, body, &hop.retry);
   if (keep.empty()) return;
   for (uint32_t r : keep) {
     auto& rs = msg->rcpts[r];
@@ -716,7 +749,7 @@ void Delivery::on_session_result(NextHop& hop, const smtp::DeliveryOutcome& outc
       // waits is deferred instead of hammering it; at the retry time one probe session goes out,
       // and only when it works do the others follow. Each round down backs off further.
       ++hop.down_rounds;
-      auto delay = queue::retry_delay(shared_.retry, hop.down_rounds, std::uniform_real_distribution<double>(0, 1)(rng_));
+      auto delay = queue::retry_delay(hop.retry, hop.down_rounds, std::uniform_real_distribution<double>(0, 1)(rng_));
       hop.retry_at = loop_.now() + delay;
       hop.probing = true;
       log::warn("next hop {} / {}: all {} hosts failed; marked down, probe in {} s", hop.connector->name,
@@ -808,7 +841,7 @@ void Delivery::maybe_stopped() {
 // ---- DSNs ----------------------------------------------------------------------------------
 
 void Delivery::send_dsn(const queue::QueuedMessage& msg, bool delay, const std::vector<DeliveryWork::Bounce>& rcpts,
-                        const std::string& remote, std::string_view original) {
+                        const std::string& remote, std::string_view original, const queue::RetryPolicy* policy) {
   namespace dsn = queue::dsn;
   const auto& env = msg.env;
   auto kind = delay ? dsn::ReportKind::kDelay : dsn::ReportKind::kFailure;
@@ -838,7 +871,7 @@ void Delivery::send_dsn(const queue::QueuedMessage& msg, bool delay, const std::
     rr.remote_mta = remote;
     rr.diagnostic = b.diagnostic;
     rr.last_attempt = wall_now;
-    if (delay) rr.will_retry_until = queue::expires_at(shared_.retry, env.arrival);
+    if (delay) rr.will_retry_until = queue::expires_at(policy ? *policy : shared_.retry, env.arrival);
     report.recipients.push_back(std::move(rr));
   }
   if (report.recipients.empty()) {
@@ -1046,6 +1079,10 @@ size_t Delivery::retry_message(queue::QueueId id) {
   size_t n = release_deferred(deferred_, [&](const DeferredWork& d) { return d.work.msg->env.id == id; }, &touched);
   for (NextHop* hop : touched) pump(*hop);
   return n;
+}
+
+routing::dns::CacheStats Delivery::dns_stats() const {
+  return resolver_ ? resolver_->mx().answer_stats() : routing::dns::CacheStats{};
 }
 
 void Delivery::recipient_views(queue::QueueId id, std::vector<RecipientView>* out) const {

@@ -147,6 +147,7 @@ struct NextHop {
   bool starved = false;                              // waits in Delivery::starved_ for a session slot
   std::deque<QueuedWork> parked;                     // work of suspended messages
   std::string last_error;                            // for logs and the admin view
+  queue::RetryPolicy retry;                          // the daemon's policy with the connector's overrides
   mutable WallTime oldest{WallTime::max()};          // earliest arrival queued since the queue was last empty
 };
 
@@ -207,6 +208,7 @@ class Delivery {
   size_t retry_message(queue::QueueId id);                        // deferred work made due now
   size_t remove_message(queue::QueueId id, bool with_dsn);        // recipients failed here
   void recipient_views(queue::QueueId id, std::vector<RecipientView>* out) const;  // those held here
+  routing::dns::CacheStats dns_stats() const;  // this worker's MX answer cache
   // Fails recipients held outside any queue (the Unreachable queue) as the administrator asked.
   void fail_recipients(const queue::MessageRef& msg, const std::vector<uint32_t>& rcpts, bool with_dsn);
 
@@ -238,6 +240,7 @@ class Delivery {
                    const std::string& key, const std::string& destination);
   void pump(NextHop& hop);    // read ahead, hand ready work to idle sessions, open sessions
   void refill(NextHop& hop);  // read ahead only
+  queue::RetryPolicy policy_for(const routing::Connector& c) const;  // shared_.retry + the connector's overrides
   void resolve_hosts(NextHop& hop);
   void collect_smart_hosts(NextHop& hop, const std::vector<std::vector<SocketAddress>>& results);
   void resolve_mx(NextHop& hop);
@@ -249,6 +252,7 @@ class Delivery {
   void fail_all(NextHop& hop, const std::string& status, const std::string& diagnostic);
   void load(NextHop& hop, QueuedWork qw);
   void on_loaded(DeliveryWork* w, int result);
+  void set_recipients(DeliveryWork& w);
   // Counts a failed attempt for `rcpts` of `msg` and schedules the next (or expires them).
   // `body` is the message when loaded (for DSNs), else empty.
   void defer(NextHop& hop, const queue::MessageRef& msg, std::vector<uint32_t> rcpts, const std::string& why,
@@ -261,7 +265,7 @@ class Delivery {
   bool hop_open(const NextHop& hop) const;  // may load bodies and open sessions now
   void unsuspend_into(NextHop& hop, queue::QueueId id);
   void send_dsn(const queue::QueuedMessage& msg, bool delay, const std::vector<DeliveryWork::Bounce>& rcpts,
-                const std::string& remote, std::string_view original);
+                const std::string& remote, std::string_view original, const queue::RetryPolicy* policy = nullptr);
   NextHop* hop_by_id(const std::string& queue_id) const;
   // Calls fn(msg, rcpts) for every work item of `hop` (waiting, ready, parked, deferred).
   template <typename Fn> void for_each_work(const NextHop& hop, Fn fn) const;

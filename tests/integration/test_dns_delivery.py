@@ -10,9 +10,11 @@ import email
 import email.policy
 import os
 import socket
+import subprocess
 import unittest
+import urllib.request
 
-from harness import DaemonTestCase, wait_for
+from harness import DaemonTestCase, binary, wait_for
 from knot import Knot
 from sinks import RingmailSink
 from test_delivery import MESSAGE, submit_raw
@@ -87,7 +89,9 @@ class DnsDeliveryTest(DaemonTestCase):
                     f'[[connector]]\nname = "OnePerSession"\naddress_spaces = ["equal.t"]\nport = {self.port}\n'
                     f'tls = "none"\nmax_messages_per_connection = 1\n')
         self.d = self.start_daemon("--config", conf, "--dns-server", self.knot.address(), "--retry-min", "1",
-                                   "--retry-max", "2", "--workers", "2")
+                                   "--retry-max", "2", "--workers", "2", "--admin", "127.0.0.1:0")
+        with open(os.path.join(self.tmp, "ready")) as f:
+            self.admin = [l for l in f.read().splitlines() if l.startswith("admin ")][0].split()[1]
 
     def rcpts_at(self, ip):
         return sorted(r for rec in self.sinks[ip].records() if rec["mail_from"] for r in rec["rcpts"])
@@ -149,11 +153,18 @@ class DnsDeliveryTest(DaemonTestCase):
 
     def test_many_deliveries_to_a_new_domain_cost_one_mx_query(self):
         before = self.knot.counter("query-type[MX]")
-        for i in range(20):
-            submit_raw(self.d.port, "s@b.t", [f"f{i}@fresh.t"], MESSAGE)
-        wait_for(lambda: len(self.rcpts_at("127.0.0.2")) == 20, timeout=60, what="20 deliveries")
+        # 1,000 messages over 20 connections, all to one domain nobody has looked up yet.
+        p = subprocess.run([binary("ringmail-inject"), "--target", f"127.0.0.1:{self.d.port}", "--count", "1000",
+                            "--connections", "20", "--size", "1000", "--from", "s@b.t", "--to", "user{n}@fresh.t",
+                            "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout.decode(errors="replace"))
+        wait_for(lambda: self.sinks["127.0.0.2"].stats().get("recipients_accepted", 0) >= 1000, timeout=120,
+                 what="1,000 deliveries")
         # The next hop for fresh.t lives on one worker: its cache answers every later delivery.
         self.assertEqual(self.knot.counter("query-type[MX]") - before, 1)
+        with urllib.request.urlopen(f"http://{self.admin}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        self.assertIn('ringmail_dns_cache_lookups_total{result="miss"} 1', metrics)
 
 
 if __name__ == "__main__":

@@ -156,6 +156,26 @@ TEST(ConfigLoader, TimeoutsOverrideRfcDefaultsOneByOne) {
   EXPECT_EQ(t.data_block, std::chrono::seconds(180));
 }
 
+TEST(ConfigLoader, RetryOverridesPerConnector) {
+  ConfigLoad load = parse_connector_text(
+      "[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nretry_min = \"1m\"\nretry_max = \"2h\"\n"
+      "message_expiration = \"5d\"\ndelay_notice = 0\n"
+      "[[connector]]\nname = \"b\"\naddress_spaces = [\"b.example\"]\n",
+      "t.toml");
+  ASSERT_TRUE(load.config) << load.errors.front();
+  const auto& r = load.config->connectors[0].retry;
+  EXPECT_EQ(r.min, std::chrono::seconds(60));
+  EXPECT_EQ(r.max, std::chrono::seconds(7200));
+  EXPECT_EQ(r.expiration, std::chrono::seconds(5 * 86400));
+  EXPECT_EQ(r.delay_notice, std::chrono::seconds(0));
+  const auto& unset = load.config->connectors[1].retry;
+  EXPECT_FALSE(unset.min || unset.max || unset.expiration || unset.delay_notice) << "unset: the daemon's flags";
+  ConfigLoad bad = parse_connector_text(
+      "[[connector]]\nname = \"a\"\naddress_spaces = [\"*\"]\nretry_min = \"10m\"\nretry_max = \"5m\"\n", "t.toml");
+  ASSERT_FALSE(bad.config);
+  EXPECT_EQ(bad.errors.front(), "t.toml:5: connector 'a': 'retry_max' is shorter than 'retry_min'");
+}
+
 TEST(ConfigLoader, ConvertsInternationalisedPatterns) {
   ConfigLoad load = parse_connector_text(
       "[[connector]]\nname = \"idn\"\naddress_spaces = [\"*.bücher.example;3\"]\n", "t.toml");
