@@ -4,12 +4,15 @@
 # 5 KB messages, 20 connections kept open (smtp-source -d), N messages (default 100000). Both queues live on the same
 # filesystem. Prints messages/s for each and the ratio, and checks that every message is queued.
 #   bench/scripts/accept_vs_postfix.sh [MESSAGES]
+# RINGMAIL_BUILD picks the build (default build/release). RINGMAIL_COMPARE=<other build dir> also runs
+# that build's ringmail right after, in the same run, for A/B comparisons of spool changes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-100000}
 SIZE=5120
 CONNS=20
 BUILD=${RINGMAIL_BUILD:-build/release}
+COMPARE=${RINGMAIL_COMPARE:-}
 [ -x "$BUILD/engine/ringmail" ] || ./scripts/build.sh release >/dev/null
 work=$(mktemp -d /var/tmp/ringmail-bench.XXXXXX)
 chmod 755 "$work"  # Postfix daemons (user postfix) must reach its queue below
@@ -42,28 +45,42 @@ pf_secs=$(/usr/bin/python3 -c "print($t1 - $t0)")
 sleep 1
 pf_count=$(./scripts/postfix-instance.sh count "$work/postfix")
 ./scripts/postfix-instance.sh stop "$work/postfix" >/dev/null 2>&1
+rm -rf "$work/postfix/queue"  # Postfix's 100k queue files are counted; drop them before ringmail runs
 
 # --- ringmail, --hold (group commit: 250 only after the fdatasync covering the message)
-rm -rf "$work/postfix/queue"  # Postfix's 100k queue files are counted; drop them before ringmail runs
-settle
-rm_port=$(free_port)
-"$BUILD/engine/ringmail" --listen "127.0.0.1:$rm_port" --spool "$work/ringmail-spool" --hold \
-  --hostname bench.local --ready-file "$work/ready" 2> "$work/ringmail.log" &
-rm_pid=$!
-for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.05; done
-t0=$(date +%s.%N)
-smtp-source -d -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$rm_port"
-t1=$(date +%s.%N)
-rm_secs=$(/usr/bin/python3 -c "print($t1 - $t0)")
-kill -TERM "$rm_pid"; wait "$rm_pid"; rm_pid=""
-rm_count=$("$BUILD/tools/spool/ringmail-spool" --spool "$work/ringmail-spool" list --json |
-           /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+# run_ringmail BUILD TAG: sets secs_TAG, count_TAG; keeps the daemon's log in $work/ringmail-TAG.log.
+run_ringmail() {
+  local build=$1 tag=$2 port t0 t1
+  settle
+  port=$(free_port)
+  "$build/engine/ringmail" --listen "127.0.0.1:$port" --spool "$work/spool-$tag" --hold \
+    --hostname bench.local --ready-file "$work/ready-$tag" 2> "$work/ringmail-$tag.log" &
+  rm_pid=$!
+  for _ in $(seq 100); do [ -f "$work/ready-$tag" ] && break; sleep 0.05; done
+  t0=$(date +%s.%N)
+  smtp-source -d -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$port"
+  t1=$(date +%s.%N)
+  printf -v "secs_$tag" '%s' "$(/usr/bin/python3 -c "print($t1 - $t0)")"
+  kill -TERM "$rm_pid"; wait "$rm_pid"; rm_pid=""
+  printf -v "count_$tag" '%s' "$("$build/tools/spool/ringmail-spool" --spool "$work/spool-$tag" list --json |
+           /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+  rm -rf "$work/spool-$tag"
+}
+run_ringmail "$BUILD" a
+[ -n "$COMPARE" ] && run_ringmail "$COMPARE" b
 
-pf_rate=$(rate "$N" "$pf_secs"); rm_rate=$(rate "$N" "$rm_secs")
+pf_rate=$(rate "$N" "$pf_secs"); rm_rate=$(rate "$N" "$secs_a")
 printf '%-10s %9s %10s %12s\n' system seconds "msgs/s" queued
 printf '%-10s %9.2f %10s %12s\n' postfix "$pf_secs" "$pf_rate" "$pf_count"
-printf '%-10s %9.2f %10s %12s\n' ringmail "$rm_secs" "$rm_rate" "$rm_count"
-grep -h "spool writer:" "$work/ringmail.log" | sed 's/^.*info: /ringmail /'
+printf '%-10s %9.2f %10s %12s\n' ringmail "$secs_a" "$rm_rate" "$count_a"
+grep -h "spool writer" "$work/ringmail-a.log" | sed 's/^.*info: /ringmail /'
 echo "ratio ringmail/postfix: $(/usr/bin/python3 -c "print(f'{$rm_rate/$pf_rate:.1f}x')")"
-[ "$rm_count" -eq "$N" ] || { echo "ringmail queued $rm_count of $N" >&2; exit 1; }
+if [ -n "$COMPARE" ]; then
+  cmp_rate=$(rate "$N" "$secs_b")
+  printf '%-10s %9.2f %10s %12s   (%s)\n' compare "$secs_b" "$cmp_rate" "$count_b" "$COMPARE"
+  grep -h "spool writer" "$work/ringmail-b.log" | sed 's/^.*info: /compare  /'
+  echo "ratio compare/postfix: $(/usr/bin/python3 -c "print(f'{$cmp_rate/$pf_rate:.1f}x')")"
+  [ "$count_b" -eq "$N" ] || { echo "compare build queued $count_b of $N" >&2; exit 1; }
+fi
+[ "$count_a" -eq "$N" ] || { echo "ringmail queued $count_a of $N" >&2; exit 1; }
 [ "$pf_count" -eq "$N" ] || echo "note: postfix queued $pf_count of $N" >&2

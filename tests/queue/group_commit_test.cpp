@@ -37,6 +37,8 @@ class GroupCommitTest : public ::testing::Test {
       std::string path = segment_path(tmp_.spool(), loc.segment);
       EXPECT_GE(io_.durable_bytes(path), loc.offset + loc.record_len)
           << "acked " << format_queue_id(id) << " before a datasync covering its write completed";
+      EXPECT_TRUE(io_.range_durable(path, loc.offset, loc.offset + loc.record_len))
+          << "acked " << format_queue_id(id) << " before a datasync issued after its own write completed";
       EXPECT_TRUE(io_.entry_durable(path)) << "acked before the segment's directory entry was synced";
     };
   }

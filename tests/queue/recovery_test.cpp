@@ -1,9 +1,11 @@
 // Recovery after a crash: a torn or corrupted last record (every byte offset), truncation at every
 // offset, garbage after the tail and zeroed preallocated space all give exactly the complete
 // records before the damage; a corrupted record in the middle stops the scan there (documented:
-// no resynchronisation). Also an empty segment left by a crash right after creation.
+// no resynchronisation). Also an empty segment left by a crash right after creation, and a torn
+// tail followed by zeros (preallocated or zero-filled space) at every offset.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -100,6 +102,21 @@ TEST_F(RecoveryTest, TruncationAtEveryOffsetOfTheLastRecord) {
   auto scan = scan_segment(seg_path_, nullptr);
   ASSERT_TRUE(scan.ok());
   EXPECT_EQ(scan->end, SegmentScan::End::kEndOfFile);
+}
+
+// In preallocated (or zero-filled) space a torn write leaves a prefix of the record followed by
+// zeros, not the end of the file: the same outcome as a truncation.
+TEST_F(RecoveryTest, TornTailFollowedByZerosAtEveryOffset) {
+  const MessageLocation& last = locs_.back();
+  for (uint64_t keep = last.offset; keep < payload_end(5); ++keep) {  // the padding is zero anyway
+    std::string bad = original_;
+    std::fill(bad.begin() + static_cast<long>(keep), bad.begin() + static_cast<long>(last.offset + last.record_len), '\0');
+    write_file(bad);
+    ASSERT_EQ(recovered_ids(), first(5)) << "record torn after " << keep - last.offset << " bytes, zeros behind";
+  }
+  auto scan = scan_segment(seg_path_, nullptr);
+  ASSERT_TRUE(scan.ok());
+  EXPECT_EQ(scan->valid_end, last.offset);
 }
 
 TEST_F(RecoveryTest, GarbageAfterTheTailIsIgnored) {

@@ -60,6 +60,7 @@ class HoldingFileIo final : public FileIo {
     Op* op;                            // completion
     std::string path;                  // fd's path at submit time
     uint64_t covers = 0;               // datasync: contiguous written prefix at issue
+    size_t writes_done = 0;            // datasync: writes of the file completed at issue
     std::set<std::string> entries;     // directory fsync: names present at issue
   };
 
@@ -74,6 +75,7 @@ class HoldingFileIo final : public FileIo {
   void datasync(int fd, Op* op) override {
     Held h{Kind::kDatasync, fd, nullptr, nullptr, 0, 0, op, fd_path(fd)};
     h.covers = written_prefix(h.path);
+    h.writes_done = log_[h.path].size();
     held_.push_back(std::move(h));
     ++issued_[Kind::kDatasync];
   }
@@ -112,12 +114,18 @@ class HoldingFileIo final : public FileIo {
       result = -fail_errno;
     } else if (h.kind == Kind::kWrite) {
       result = pwrite_all(h.fd, h.wdata, h.len, h.offset);
-      if (result >= 0) written_[h.path].insert({h.offset, h.offset + h.len});
+      if (result >= 0) {
+        written_[h.path].insert({h.offset, h.offset + h.len});
+        log_[h.path].push_back({h.offset, h.offset + h.len, false});
+      }
     } else if (h.kind == Kind::kRead) {
       result = pread_all(h.fd, h.rdata, h.len, h.offset);
     } else if (h.kind == Kind::kDatasync) {
       result = ::fdatasync(h.fd) == 0 ? 0 : -errno;
-      if (result == 0) durable_[h.path] = std::max(durable_[h.path], h.covers);
+      if (result == 0) {
+        durable_[h.path] = std::max(durable_[h.path], h.covers);
+        for (size_t w = 0; w < h.writes_done; ++w) log_[h.path][w].durable = true;
+      }
     } else {
       result = ::fsync(h.fd) == 0 ? 0 : -errno;
       if (result == 0) durable_entries_.insert(h.entries.begin(), h.entries.end());
@@ -138,6 +146,25 @@ class HoldingFileIo final : public FileIo {
     auto it = durable_.find(path);
     return it == durable_.end() ? 0 : it->second;
   }
+  // Overwrite-aware: every completed write touching [begin, end) was covered by a datasync issued
+  // after it completed, and those writes cover the whole range (zeros written ahead, then data over
+  // them, is durable only once the data's own write is synced).
+  bool range_durable(const std::string& path, uint64_t begin, uint64_t end) const {
+    auto it = log_.find(path);
+    if (it == log_.end()) return begin == end;
+    std::set<std::pair<uint64_t, uint64_t>> cover;
+    for (const auto& w : it->second) {
+      if (w.end <= begin || w.begin >= end) continue;
+      if (!w.durable) return false;
+      cover.insert({w.begin, w.end});
+    }
+    uint64_t at = begin;
+    for (auto [b, e] : cover) {
+      if (b > at) break;
+      at = std::max(at, e);
+    }
+    return at >= end;
+  }
   bool entry_durable(const std::string& path) const { return durable_entries_.count(path) > 0; }
 
  private:
@@ -154,6 +181,11 @@ class HoldingFileIo final : public FileIo {
   std::vector<Held> held_;                                              // in submit order
   std::map<Kind, uint64_t> issued_;                                     // operations submitted
   std::map<std::string, std::set<std::pair<uint64_t, uint64_t>>> written_;  // completed write ranges
+  struct LoggedWrite {
+    uint64_t begin, end;  // byte range
+    bool durable;         // a datasync issued after it completed has completed
+  };
+  std::map<std::string, std::vector<LoggedWrite>> log_;                 // completed writes, in order
   std::map<std::string, uint64_t> durable_;                             // durable prefix per file
   std::set<std::string> durable_entries_;                               // durable directory entries
 };
