@@ -252,11 +252,17 @@ int run(int argc, char** argv) {
     failed += w->counters().commit_failures.load();
     conns += w->counters().accepted_connections.load();
   }
-  log::info("stopped: {} connections, {} messages queued, {} spool failures", conns, committed, failed);
+  log::info("stopped: {} connections, {} messages queued, {} spool failures, {} inbound TLS handshakes", conns,
+            committed, failed, [&workers] {
+              uint64_t n = 0;
+              for (auto& w : workers) n += w->counters().tls_handshakes.load();
+              return n;
+            }());
   if (delivering)
-    log::info("delivery: {} recipients delivered, {} deferred, {} failed, {} unreachable; {} messages completed",
+    log::info("delivery: {} recipients delivered, {} deferred, {} failed, {} unreachable; {} messages completed; "
+              "{} TLS handshakes, {} resumed",
               delivery.delivered.load(), delivery.deferred.load(), delivery.failed.load(), delivery.unreachable.load(),
-              delivery.messages_done.load());
+              delivery.messages_done.load(), delivery.tls_handshakes.load(), delivery.tls_resumed.load());
   (*spool)->delete_empty_segments();
   return 0;
 }

@@ -63,6 +63,7 @@ struct DeliveryShared {
   std::atomic<uint64_t> expired{0};              // recipients failed because the message expired
   std::atomic<uint64_t> dsns{0};                 // DSNs (failure and delay) submitted
   std::atomic<int> starved{0};                   // queues (all workers) waiting for a session slot
+  std::atomic<uint64_t> tls_handshakes{0}, tls_resumed{0};  // outbound STARTTLS handshakes; of those resumed
   routing::dns::DnsSettings dns;                 // resolver settings (servers, caches, address cap)
   std::vector<std::string> self_names;           // our host names, lower case (MX loop guard)
   std::vector<SocketAddress> self_addresses;     // our addresses, port ignored (MX loop guard)

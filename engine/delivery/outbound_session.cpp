@@ -226,6 +226,8 @@ void OutboundSession::on_tls_ready() {
   log::debug("outbound {}: TLS {} {} ({} bits){}{}", host_text_, t->version(), t->cipher(), t->cipher_bits(),
              hop_.connector->tls == TlsPolicy::kVerify ? ", certificate verified" : "",
              t->resumed() ? ", resumed" : "");
+  delivery_.shared().tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (t->resumed()) delivery_.shared().tls_resumed.fetch_add(1, std::memory_order_relaxed);
   act(client_.on_tls_ready(out_));
 }
 

@@ -376,6 +376,43 @@ TEST_F(SessionTest, MalformedReplyFails) {
 
 // ---- counting and the log -------------------------------------------------------------------
 
+TEST_F(SessionTest, StartTlsThenEhloAgainThenTransaction) {
+  config_.starttls = true;
+  make(1, true);
+  EXPECT_EQ(reply("220 sink\r\n"), "EHLO inject.local\r\n");
+  EXPECT_EQ(reply("250-sink\r\n250-PIPELINING\r\n250 STARTTLS\r\n"), "STARTTLS\r\n");
+  // The 220 asks for the handshake; a reply pipelined behind it (injection) is thrown away.
+  EXPECT_EQ(reply("220 2.0.0 Ready\r\n250 injected\r\n", SessionStatus::kStartTls), "");
+  session_->on_tls_established();
+  std::string again(session_->output());
+  session_->consume_output(again.size());
+  EXPECT_EQ(again, "EHLO inject.local\r\n");
+  // No second STARTTLS although the (misbehaving) server still offers it; the transaction starts.
+  EXPECT_EQ(reply("250-sink\r\n250-PIPELINING\r\n250 STARTTLS\r\n"),
+            "MAIL FROM:<inject@example.net>\r\nRCPT TO:<user0@example.com>\r\nDATA\r\n");
+  reply("250 a\r\n250 b\r\n354 go\r\n");
+  EXPECT_EQ(reply("250 2.0.0 Ok: queued as T1\r\n"), "QUIT\r\n");
+  EXPECT_THAT(host_->codes, ElementsAre(250));
+}
+
+TEST_F(SessionTest, StartTlsNotOfferedOrRefusedFailsWithoutMail) {
+  config_.starttls = true;
+  make(1, false);
+  reply("220 sink\r\n");
+  EXPECT_EQ(reply("250-sink\r\n250 PIPELINING\r\n", SessionStatus::kFailed), "");
+  EXPECT_THAT(session_->failure_reason(), HasSubstr("STARTTLS not offered"));
+  session_->on_connected();
+  reply("220 sink\r\n");
+  EXPECT_EQ(reply("250-sink\r\n250 STARTTLS\r\n"), "STARTTLS\r\n");
+  EXPECT_EQ(reply("454 4.7.0 TLS not available\r\n", SessionStatus::kFailed), "");
+  EXPECT_THAT(session_->failure_reason(), HasSubstr("STARTTLS refused: 454"));
+  session_->on_connected();
+  reply("220 sink\r\n");
+  // EHLO refused: no HELO fallback under --starttls (HELO has no STARTTLS).
+  EXPECT_EQ(reply("502 no EHLO\r\n", SessionStatus::kFailed), "");
+  EXPECT_TRUE(host_->codes.empty());
+}
+
 TEST(RunStats, CountsByClassMergesAndComputesPercentiles) {
   RunStats a, b;
   MessageOutcome o;
@@ -433,6 +470,22 @@ TEST(LatencyHistogram, PercentilesStayWithinBucketError) {
   merged.merge(h);
   EXPECT_EQ(merged.count(), 200u);
   EXPECT_NEAR(merged.percentile_ms(90), 0.2, 0.2 * 0.016);
+}
+
+TEST(RunStats, TlsCountsMergeAndShowInBothSummaries) {
+  RunStats a, b;
+  a.tls_handshakes = 3;
+  a.tls_resumed = 2;
+  b.tls_handshakes = 4;
+  b.tls_resumed = 1;
+  b.tls_failures = 1;
+  a.merge(b);
+  RunInfo info;
+  info.target = "127.0.0.1:25";
+  EXPECT_THAT(format_summary_text(info, a), HasSubstr("tls: handshakes 7, resumed 3, failed 1\n"));
+  EXPECT_THAT(format_summary_json(info, a),
+              HasSubstr("\"tls_handshakes\": 7, \"tls_resumed\": 3, \"tls_failures\": 1"));
+  EXPECT_THAT(format_summary_text(info, RunStats{}), ::testing::Not(HasSubstr("tls:")));
 }
 
 TEST(RunStats, SuccessNeedsEveryRequestedMessageAccepted) {

@@ -113,6 +113,52 @@ constexpr char kPipelinedReplies[] =
     "250 2.0.0 Ok: queued as SINK2\r\n"
     "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n";
 
+TEST(Responder, StartTlsAdvertisedAnsweredAndPipelinedCommandsDiscarded) {
+  ResponderConfig cfg = body_config();
+  cfg.starttls = true;
+  const FaultConfig no_faults;  // outlives the injector, which keeps a reference
+  FaultInjector faults(no_faults, 0);
+  RecordingHooks hooks;
+  Responder resp(cfg, faults, hooks);
+  std::string out;
+  resp.start(out);
+  out.clear();
+  EXPECT_EQ(resp.feed("EHLO c\r\n", out), Verdict::kContinue);
+  EXPECT_NE(out.find("250-STARTTLS\r\n"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(resp.feed("STARTTLS extra\r\n", out), Verdict::kContinue);
+  EXPECT_EQ(out, "501 5.5.4 Syntax: STARTTLS\r\n");
+  out.clear();
+  // Commands pipelined behind STARTTLS (CVE-2011-0411 style) get no reply and never take effect.
+  EXPECT_EQ(resp.feed("STARTTLS\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<a@b>\r\n", out), Verdict::kStartTls);
+  EXPECT_EQ(out, "220 2.0.0 Ready to start TLS\r\n");
+  resp.tls_started();
+  EXPECT_TRUE(resp.tls_on());
+  out.clear();
+  EXPECT_EQ(resp.feed("RCPT TO:<a@b>\r\nEHLO c\r\nSTARTTLS\r\n", out), Verdict::kContinue);
+  EXPECT_EQ(out.rfind("503 5.5.1 Need MAIL command\r\n", 0), 0u) << out;  // the pre-TLS MAIL is forgotten
+  EXPECT_EQ(out.find("250-STARTTLS"), std::string::npos) << out;
+  EXPECT_NE(out.find("503 5.5.1 TLS already active\r\n"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(resp.feed("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nhi\r\n.\r\n", out), Verdict::kContinue);
+  ASSERT_EQ(hooks.accepted.size(), 1u);
+  EXPECT_EQ(hooks.accepted[0].first.mail_from, "a@x");
+}
+
+TEST(Responder, StartTlsUnknownWithoutCertificateAndRefusedMidTransaction) {
+  Transcript r;
+  run(body_config(), {}, "EHLO c\r\nSTARTTLS\r\n", 0, &r);
+  EXPECT_EQ(r.out.find("STARTTLS"), std::string::npos);
+  EXPECT_NE(r.out.find("500 5.5.2 Command not recognized\r\n"), std::string::npos);
+  EXPECT_EQ(r.last, Verdict::kContinue);
+  ResponderConfig cfg = body_config();
+  cfg.starttls = true;
+  Transcript m;
+  run(cfg, {}, "EHLO c\r\nMAIL FROM:<a@x>\r\nSTARTTLS\r\n", 0, &m);
+  EXPECT_NE(m.out.find("503 5.5.1 STARTTLS not allowed during a mail transaction\r\n"), std::string::npos);
+  EXPECT_EQ(m.last, Verdict::kContinue);
+}
+
 TEST(Responder, PipelinedTranscriptSplitAtEveryByte) {
   const std::string input = kPipelined;
   for (size_t step = 0; step <= input.size(); ++step) {

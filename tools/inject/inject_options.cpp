@@ -53,6 +53,9 @@ std::optional<InjectOptions> parse_inject_options(int argc, char** argv, int* ex
                  "replaces the domain of --to); 0 = keep --to's domain")
       ->capture_default_str();
   app.add_option("--ehlo", o.session.ehlo_name, "EHLO/HELO name")->capture_default_str();
+  app.add_flag("--starttls", o.session.starttls,
+               "After EHLO send STARTTLS, do the TLS handshake (no certificate check; sessions resumed "
+               "across reconnects), then EHLO again; a server without STARTTLS is a connection failure");
   app.add_flag("--pipelining", o.session.want_pipelining,
                "Send MAIL, RCPT and DATA together when the server advertises PIPELINING");
   app.add_flag("--8bit", o.message.eightbit,

@@ -15,7 +15,7 @@ namespace ringmail::inject {
 namespace {
 
 constexpr std::array<std::string_view, size_t(InjectSession::Step::kCount)> kStepNames = {
-    "greeting", "EHLO", "HELO", "MAIL", "RCPT", "DATA", "end of data", "RSET", "QUIT"};
+    "greeting", "EHLO", "HELO", "STARTTLS", "MAIL", "RCPT", "DATA", "end of data", "RSET", "QUIT"};
 static_assert(kStepNames.size() == size_t(InjectSession::Step::kCount));
 
 bool is_2xx(int code) { return code >= 200 && code < 300; }
@@ -39,6 +39,7 @@ void InjectSession::on_connected() {
   caps_ = Capabilities{};
   pipelining_ = false;
   quitting_ = false;
+  tls_on_ = false;
   started_on_connection_ = 0;
   accepted_on_connection_ = 0;
   tx_ = Transaction{};
@@ -64,11 +65,20 @@ SessionStatus InjectSession::on_bytes(std::string_view bytes, int64_t now_ns) {
         return fail("malformed reply");
       case ReadStatus::kReply: {
         SessionStatus s = handle_reply(reply, now_ns);
+        if (s == SessionStatus::kStartTls) reader_.clear();  // bytes pipelined before TLS: discarded
         if (s != SessionStatus::kRunning) return s;
         break;
       }
     }
   }
+}
+
+void InjectSession::on_tls_established() {
+  tls_on_ = true;
+  reader_.clear();
+  caps_ = Capabilities{};
+  send_line("EHLO ", config_.ehlo_name);
+  expect(Step::kEhlo);
 }
 
 SessionStatus InjectSession::on_disconnected() {
@@ -181,14 +191,23 @@ SessionStatus InjectSession::handle_reply(const Reply& reply, int64_t now_ns) {
       if (is_2xx(code)) {
         caps_ = parse_ehlo_capabilities(reply);
         pipelining_ = config_.want_pipelining && caps_.pipelining;
+        if (config_.starttls && !tls_on_) {
+          if (!caps_.starttls) return fail("STARTTLS not offered by the server");
+          send_line("STARTTLS");
+          expect(Step::kStartTls);
+          break;
+        }
         next_transaction();
-      } else if (code >= 500) {
+      } else if (code >= 500 && !config_.starttls) {
         send_line("HELO ", config_.ehlo_name);
         expect(Step::kHelo);
       } else {
         return fail("EHLO refused: ", reply_summary(reply));
       }
       break;
+    case Step::kStartTls:
+      if (code != 220) return fail("STARTTLS refused: ", reply_summary(reply));
+      return SessionStatus::kStartTls;
     case Step::kHelo:
       if (!is_2xx(code)) return fail("HELO refused: ", reply_summary(reply));
       caps_ = Capabilities{};

@@ -41,6 +41,7 @@ struct SessionConfig {
   std::string ehlo_name = "inject.local";  // EHLO/HELO argument
   bool want_pipelining = false;            // pipeline MAIL+RCPT+DATA when PIPELINING is offered
   int per_connection = 100;                // messages per connection before QUIT; 0 = unlimited
+  bool starttls = false;                   // STARTTLS after EHLO, EHLO again; fail if not offered
 };
 
 // What the connection should do after an event.
@@ -48,12 +49,14 @@ enum class SessionStatus {
   kRunning,   // keep the connection; send output() if non-empty
   kFinished,  // the session ended cleanly (QUIT answered or closed after QUIT)
   kFailed,    // the connection failed (refused greeting, 421, broken, timeout, garbage)
+  kStartTls,  // STARTTLS got its 220: start the TLS handshake now; the rest of the received bytes
+              // were discarded; call on_tls_established() when the handshake is done
 };
 
 class InjectSession {
  public:
   // The reply each queued command waits for. Order matters only for kStepNames.
-  enum class Step : uint8_t { kGreeting, kEhlo, kHelo, kMail, kRcpt, kData, kDot, kRset, kQuit, kCount };
+  enum class Step : uint8_t { kGreeting, kEhlo, kHelo, kStartTls, kMail, kRcpt, kData, kDot, kRset, kQuit, kCount };
 
   InjectSession(const SessionConfig& config, MessageBuilder& builder, SessionHost& host);
 
@@ -61,6 +64,8 @@ class InjectSession {
   void on_connected();
   // Bytes arrived at time now_ns (any monotonic nanosecond clock).
   SessionStatus on_bytes(std::string_view bytes, int64_t now_ns);
+  // The TLS handshake after kStartTls completed: sends EHLO again.
+  void on_tls_established();
   // The peer closed or the socket failed. Fails any message in flight with code 0.
   SessionStatus on_disconnected();
   // No reply within the timeout. Fails any message in flight with code 0.
@@ -115,6 +120,7 @@ class InjectSession {
   Capabilities caps_;            // from EHLO
   bool pipelining_ = false;      // pipeline this connection's transactions
   bool quitting_ = false;        // QUIT sent; a close is now clean
+  bool tls_on_ = false;          // STARTTLS succeeded on this connection
   int started_on_connection_ = 0;   // messages claimed on this connection
   int accepted_on_connection_ = 0;  // of those, finished with 2xx
   Transaction tx_;               // the message in flight

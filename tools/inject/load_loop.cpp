@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "common/log.h"
+#include "engine/tls/tls_session.h"
 
 namespace ringmail::inject {
 namespace {
@@ -51,6 +52,10 @@ struct LoadLoop::Slot {
   MonoTime retry_at;                 // Idle: when to connect
   MonoTime deadline;                 // Connecting/Connected: connect or reply timeout
   std::unique_ptr<InjectSession> session;  // reused across this slot's connections
+  std::unique_ptr<tls::TlsSession> tls;    // after STARTTLS on the current connection
+  bool tls_ready = false;            // the handshake completed (counted, EHLO sent again)
+  std::string wire;                  // TLS: ciphertext not yet sent
+  size_t wire_sent = 0;              // prefix of wire already sent
 };
 
 LoadLoop::LoadLoop(SharedRun& run, int connections, uint64_t seed)
@@ -103,6 +108,12 @@ void LoadLoop::message_done(const MessageOutcome& outcome) {
 Status LoadLoop::run() {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) return make_error("epoll_create1: {}", std::strerror(errno));
+  if (run_.options->session.starttls) {
+    auto ctx = tls::TlsContext::client({});
+    if (!ctx) return ctx.error();
+    tls_context_ = std::move(*ctx);
+    tls_cache_key_ = run_.options->target.to_string();
+  }
   now_ = MonoClock::now();
   for (auto& s : slots_) s->retry_at = now_;
   MonoTime next_scan = now_;
@@ -231,10 +242,11 @@ bool LoadLoop::read_and_handle(Slot& slot) {
   for (;;) {
     ssize_t n = ::recv(slot.fd, read_buffer_.data(), read_buffer_.size(), 0);
     if (n > 0) {
-      SessionStatus s = slot.session->on_bytes(std::string_view(read_buffer_.data(), size_t(n)), to_ns(now_));
+      std::string why;
+      SessionStatus s = deliver(slot, std::string_view(read_buffer_.data(), size_t(n)), &why);
       if (s != SessionStatus::kRunning) {
         // Send what the last reply produced (QUIT's reply needs nothing; a failure sends nothing).
-        end_session(slot, s, s == SessionStatus::kFailed);
+        end_session(slot, s, s == SessionStatus::kFailed, why);
         return false;
       }
       if (size_t(n) < read_buffer_.size()) return true;
@@ -249,8 +261,85 @@ bool LoadLoop::read_and_handle(Slot& slot) {
   }
 }
 
-// Sends pending output; returns false if the connection is broken.
+SessionStatus LoadLoop::deliver(Slot& slot, std::string_view bytes, std::string* why) {
+  if (!slot.tls) {
+    SessionStatus s = slot.session->on_bytes(bytes, to_ns(now_));
+    return s == SessionStatus::kStartTls ? begin_tls(slot, why) : s;
+  }
+  slot.tls->feed(bytes);
+  plain_.clear();
+  tls::TlsState st = slot.tls->read(plain_);
+  if (st == tls::TlsState::kFailed) {
+    if (!slot.tls_ready) ++stats_.tls_failures;
+    *why = slot.tls->failure_text();
+    slot.session->on_disconnected();  // fails the message in flight, if any
+    return SessionStatus::kFailed;
+  }
+  if (!slot.tls_ready && (st == tls::TlsState::kEstablished || st == tls::TlsState::kClosed)) {
+    slot.tls_ready = true;
+    ++stats_.tls_handshakes;
+    if (slot.tls->resumed()) ++stats_.tls_resumed;
+    slot.session->on_tls_established();
+  }
+  if (!plain_.empty()) {
+    SessionStatus s = slot.session->on_bytes(plain_, to_ns(now_));
+    if (s == SessionStatus::kStartTls) {  // cannot happen: the session asks only once
+      *why = "STARTTLS inside TLS";
+      return SessionStatus::kFailed;
+    }
+    if (s != SessionStatus::kRunning) return s;
+  }
+  if (st == tls::TlsState::kClosed) return slot.session->on_disconnected();
+  return SessionStatus::kRunning;
+}
+
+SessionStatus LoadLoop::begin_tls(Slot& slot, std::string* why) {
+  if (!tls_context_) {  // the session asks only under --starttls, which made the context
+    *why = "STARTTLS without a TLS context";
+    return SessionStatus::kFailed;
+  }
+  slot.tls = std::make_unique<tls::TlsSession>(*tls_context_);
+  slot.tls_ready = false;
+  tls::ClientParams params;  // no SNI (an address), no verification: a benchmark peer
+  params.cache_key = tls_cache_key_;
+  if (Status st = slot.tls->start_client(params); !st) {
+    ++stats_.tls_failures;
+    *why = st.error().message();
+    return SessionStatus::kFailed;
+  }
+  return SessionStatus::kRunning;  // the ClientHello waits in the session's output; flush() sends it
+}
+
+// Sends pending output (through TLS once it is on); returns false if the connection is broken.
 bool LoadLoop::flush(Slot& slot) {
+  if (slot.tls) {
+    std::string_view out = slot.session->output();
+    if (!out.empty() && slot.tls->established()) {
+      if (!slot.tls->write(out)) {
+        errno = EPROTO;
+        return false;
+      }
+      slot.session->consume_output(out.size());
+    }
+    slot.tls->take_output(slot.wire);
+    while (slot.wire_sent < slot.wire.size()) {
+      ssize_t n = ::send(slot.fd, slot.wire.data() + slot.wire_sent, slot.wire.size() - slot.wire_sent, MSG_NOSIGNAL);
+      if (n > 0) {
+        slot.wire_sent += size_t(n);
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        set_want_write(slot, true);
+        return true;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      return false;
+    }
+    slot.wire.clear();
+    slot.wire_sent = 0;
+    set_want_write(slot, false);
+    return true;
+  }
   for (;;) {
     std::string_view out = slot.session->output();
     if (out.empty()) break;
@@ -281,6 +370,18 @@ void LoadLoop::set_want_write(Slot& slot, bool want) {
 void LoadLoop::end_session(Slot& slot, SessionStatus status, bool count_as_error, std::string_view reason) {
   // Only a connection that got messages through proves the target works.
   const bool progressed = slot.state == Slot::State::kConnected && slot.session->accepted_on_connection() > 0;
+  if (slot.tls) {
+    // A clean end sends close_notify (best effort) so the cached session stays resumable.
+    if (status != SessionStatus::kFailed && slot.fd >= 0) {
+      slot.tls->close();
+      std::string bye;
+      slot.tls->take_output(bye);
+      if (!bye.empty()) (void)::send(slot.fd, bye.data(), bye.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    slot.tls.reset();
+    slot.wire.clear();
+    slot.wire_sent = 0;
+  }
   if (slot.fd >= 0) {
     ::close(slot.fd);  // also removes it from the epoll set
     slot.fd = -1;

@@ -1,7 +1,8 @@
 // One event loop of ringmail-inject: non-blocking sockets on one epoll instance, running a
 // slice of the connections. Several loops (one per --threads) share only the message counter,
-// the outcome log and the progress counters. No io_uring and no engine code on purpose: the
-// injector must stay independent of what it measures.
+// the outcome log and the progress counters. No io_uring and no engine I/O code on purpose: the
+// injector must stay independent of what it measures. The one engine piece used is the TLS session
+// over memory BIOs (engine/tls, no I/O of its own) for --starttls, with one client context per loop.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "engine/tls/tls_context.h"
 #include "tools/inject/inject_options.h"
 #include "tools/inject/inject_session.h"
 #include "tools/inject/outcome_log.h"
@@ -58,6 +60,10 @@ class LoadLoop final : public SessionHost {
   void on_connect_result(Slot& slot);
   bool read_and_handle(Slot& slot);
   bool flush(Slot& slot);
+  // Received bytes to the session, decrypted first once TLS is on. On kFailed *why may say more.
+  SessionStatus deliver(Slot& slot, std::string_view bytes, std::string* why);
+  // The session asked for STARTTLS (its 220 arrived): start the client handshake.
+  SessionStatus begin_tls(Slot& slot, std::string* why);
   void set_want_write(Slot& slot, bool want);
   // Closes the slot's socket; schedules the reconnect (or gives the slot up). `reason` overrides
   // the session's own failure reason for failures the loop saw first (connect, send).
@@ -71,6 +77,9 @@ class LoadLoop final : public SessionHost {
   int epoll_fd_ = -1;                   // the loop's epoll instance
   MonoTime now_;                        // time of the current iteration
   std::vector<char> read_buffer_;       // reused for every read
+  std::unique_ptr<tls::TlsContext> tls_context_;  // --starttls: this loop's client context (session cache)
+  std::string tls_cache_key_;           // resumption key: the target address
+  std::string plain_;                   // decrypted input, reused
   std::string date_;                    // cached Date: header value
   int64_t date_second_ = -1;            // wall-clock second date_ was made for
 };

@@ -59,6 +59,9 @@ void RunStats::merge(const RunStats& other) {
   connections += other.connections;
   connection_errors += other.connection_errors;
   slots_given_up += other.slots_given_up;
+  tls_handshakes += other.tls_handshakes;
+  tls_resumed += other.tls_resumed;
+  tls_failures += other.tls_failures;
   if (!other.last_connection_error.empty()) last_connection_error = other.last_connection_error;
   for (size_t i = 0; i < codes.size(); ++i) codes[i] += other.codes[i];
   latency.merge(other.latency);
@@ -97,6 +100,9 @@ std::string format_summary_text(const RunInfo& info, const RunStats& stats) {
                  stats.no_reply);
   fmt::format_to(o, "connections: opened {}, connection errors {}, given up {}\n", stats.connections,
                  stats.connection_errors, stats.slots_given_up);
+  if (stats.tls_handshakes || stats.tls_failures)
+    fmt::format_to(o, "tls: handshakes {}, resumed {}, failed {}\n", stats.tls_handshakes, stats.tls_resumed,
+                   stats.tls_failures);
   if (!stats.last_connection_error.empty())
     fmt::format_to(o, "last connection error: {}\n", stats.last_connection_error);
   fmt::format_to(o, "reply codes: {}\n", stats.attempted ? codes_text(stats, false) : "none");
@@ -116,12 +122,13 @@ std::string format_summary_json(const RunInfo& info, const RunStats& stats) {
   return fmt::format(
       "{{\"target\": \"{}\", \"connections\": {}, \"threads\": {}, \"requested\": {}, "
       "\"attempted\": {}, \"accepted\": {}, \"temp_failed\": {}, \"rejected\": {}, \"no_reply\": {}, "
-      "\"connections_opened\": {}, \"connection_errors\": {}, \"slots_given_up\": {}, \"codes\": {{{}}}, \"elapsed_s\": {:.3f}, "
+      "\"connections_opened\": {}, \"connection_errors\": {}, \"slots_given_up\": {}, "
+      "\"tls_handshakes\": {}, \"tls_resumed\": {}, \"tls_failures\": {}, \"codes\": {{{}}}, \"elapsed_s\": {:.3f}, "
       "\"accepted_per_s\": {:.1f}, \"latency_p50_ms\": {:.3f}, \"latency_p99_ms\": {:.3f}, "
       "\"time_capped\": {}, \"success\": {}}}\n",
       info.target, info.connections, info.threads, info.requested, stats.attempted, stats.accepted,
       stats.temp_failed, stats.rejected, stats.no_reply, stats.connections, stats.connection_errors,
-      stats.slots_given_up, codes_text(stats, true), info.elapsed_s, rate(stats.accepted, info.elapsed_s), p50, p99,
+      stats.slots_given_up, stats.tls_handshakes, stats.tls_resumed, stats.tls_failures, codes_text(stats, true), info.elapsed_s, rate(stats.accepted, info.elapsed_s), p50, p99,
       info.time_capped, run_succeeded(info, stats));
 }
 

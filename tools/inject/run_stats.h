@@ -38,6 +38,9 @@ struct RunStats {
   uint64_t connections = 0;        // connections established
   uint64_t connection_errors = 0;  // refused/failed connects, broken or timed-out sessions, 421
   uint64_t slots_given_up = 0;     // connection slots that stopped after --max-retries failures
+  uint64_t tls_handshakes = 0;     // --starttls: TLS handshakes completed
+  uint64_t tls_resumed = 0;        // of those, resumed sessions
+  uint64_t tls_failures = 0;       // --starttls: handshakes that failed
   std::string last_connection_error;  // the most recent reason, for the summary
   std::array<uint64_t, 600> codes{};  // messages per final reply code; [0] = no reply
   LatencyHistogram latency;           // end-of-data to final reply, for messages that sent DATA

@@ -74,6 +74,7 @@ Capabilities parse_ehlo_capabilities(const Reply& ehlo_reply) {
     if (iequals(keyword, "PIPELINING")) caps.pipelining = true;
     if (iequals(keyword, "8BITMIME")) caps.eightbitmime = true;
     if (iequals(keyword, "SIZE")) caps.size = true;
+    if (iequals(keyword, "STARTTLS")) caps.starttls = true;
   }
   return caps;
 }

@@ -49,6 +49,7 @@ struct Capabilities {
   bool pipelining = false;  // RFC 2920
   bool eightbitmime = false;  // RFC 6152
   bool size = false;        // RFC 1870 (any SIZE line)
+  bool starttls = false;    // RFC 3207
 };
 Capabilities parse_ehlo_capabilities(const Reply& ehlo_reply);
 

@@ -1,7 +1,8 @@
 // ringmail-sink: parses flags, binds every --listen address once per worker (SO_REUSEPORT),
 // starts the workers, writes --ready-file, and then the main thread only waits for signals and
 // reports counters (--stats-interval, --stats-file). SIGTERM/SIGINT (or --exit-after) → stop the
-// workers, print one summary line, exit 0. The SMTP work happens on the workers' rings.
+// workers, print one summary line, exit 0. With --tls-cert/--tls-key one server TLS context is
+// loaded here and shared by every worker. The SMTP work happens on the workers' rings.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -32,17 +33,20 @@ namespace {
 std::string counters_as_lines(const SinkCounters& c) {
   return fmt::format(
       "connections={}\nopen_connections={}\nmessages_accepted={}\nrecipients_accepted={}\nrcpt_faults={}\n"
-      "data_faults={}\ndropped_mid_data={}\noversize={}\nmessage_bytes={}\nbytes_received={}\n",
+      "data_faults={}\ndropped_mid_data={}\noversize={}\nmessage_bytes={}\nbytes_received={}\n"
+      "tls_handshakes={}\ntls_resumed={}\ntls_failures={}\n",
       c.connections.load(), c.open_connections.load(), c.messages.load(), c.rcpts.load(), c.rcpt_faults.load(),
-      c.data_faults.load(), c.dropped.load(), c.oversize.load(), c.message_bytes.load(), c.bytes_received.load());
+      c.data_faults.load(), c.dropped.load(), c.oversize.load(), c.message_bytes.load(), c.bytes_received.load(),
+      c.tls_handshakes.load(), c.tls_resumed.load(), c.tls_failures.load());
 }
 
 std::string counters_as_line(const SinkCounters& c) {
   return fmt::format(
       "connections={} open={} accepted={} rejected_rcpt={} rejected_data={} dropped_mid_data={} oversize={} "
-      "message_bytes={} bytes_received={}",
+      "message_bytes={} bytes_received={} tls_handshakes={} tls_resumed={} tls_failures={}",
       c.connections.load(), c.open_connections.load(), c.messages.load(), c.rcpt_faults.load(),
-      c.data_faults.load(), c.dropped.load(), c.oversize.load(), c.message_bytes.load(), c.bytes_received.load());
+      c.data_faults.load(), c.dropped.load(), c.oversize.load(), c.message_bytes.load(), c.bytes_received.load(),
+      c.tls_handshakes.load(), c.tls_resumed.load(), c.tls_failures.load());
 }
 
 int run(int argc, char** argv) {
@@ -71,6 +75,17 @@ int run(int argc, char** argv) {
     }
     recorder = std::move(*r);
     shared.recorder = recorder.get();
+  }
+
+  std::unique_ptr<tls::TlsContext> tls_context;
+  if (!opts.tls_cert.empty()) {
+    auto ctx = tls::TlsContext::server({opts.tls_cert, opts.tls_key});
+    if (!ctx) {
+      log::error("{}", ctx.error().message());
+      return 1;
+    }
+    tls_context = std::move(*ctx);
+    shared.tls = tls_context.get();
   }
 
   // Bind each address once per worker; port 0 is resolved by the first bind and reused.

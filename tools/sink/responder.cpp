@@ -140,6 +140,8 @@ Verdict Responder::command(std::string_view line, std::string& out) {
   } else if (iequals(verb, "HELO")) {
     reset_transaction();
     fmt::format_to(std::back_inserter(out), "250 {}\r\n", config_.hostname);
+  } else if (iequals(verb, "STARTTLS") && config_.starttls) {
+    return starttls(args, out);
   } else if (iequals(verb, "MAIL")) {
     return mail(args, out);
   } else if (iequals(verb, "RCPT")) {
@@ -175,7 +177,33 @@ void Responder::ehlo(std::string_view args, std::string& out) {
   else add(false, "SIZE");
   if (config_.eight_bit_mime) add(false, "8BITMIME");
   if (config_.smtputf8) add(false, "SMTPUTF8");
+  if (config_.starttls && !tls_on_) add(false, "STARTTLS");
   add(true, "ENHANCEDSTATUSCODES");
+}
+
+Verdict Responder::starttls(std::string_view args, std::string& out) {
+  if (tls_on_) {
+    out += "503 5.5.1 TLS already active\r\n";
+    return Verdict::kContinue;
+  }
+  if (!trim(args).empty()) {
+    out += "501 5.5.4 Syntax: STARTTLS\r\n";
+    return Verdict::kContinue;
+  }
+  if (in_transaction_) {  // RFC 3207 does not allow it mid-transaction; be strict here
+    out += "503 5.5.1 STARTTLS not allowed during a mail transaction\r\n";
+    return Verdict::kContinue;
+  }
+  out += "220 2.0.0 Ready to start TLS\r\n";
+  return Verdict::kStartTls;
+}
+
+void Responder::tls_started() {
+  tls_on_ = true;
+  state_ = State::kCommand;
+  line_.clear();
+  line_too_long_ = false;
+  reset_transaction();
 }
 
 Verdict Responder::mail(std::string_view args, std::string& out) {

@@ -22,6 +22,7 @@ struct ResponderConfig {
   bool smtputf8 = true;              // advertise SMTPUTF8
   uint64_t max_message_size = 0;     // SIZE limit in bytes; 0: unlimited
   bool keep_body = false;            // collect message bytes (for --record / --save-dir)
+  bool starttls = false;             // advertise and accept STARTTLS (--tls-cert/--tls-key given)
 };
 
 // One accepted (or about to be accepted) transaction.
@@ -48,6 +49,8 @@ enum class Verdict {
   kContinue,        // keep reading
   kClose,           // send the replies produced so far, then close (QUIT, 421)
   kDrop,            // close now without replying (injected mid-DATA drop)
+  kStartTls,        // send the replies so far in clear (the 220), then start the TLS handshake; the
+                    // rest of this input was discarded (RFC 3207 §4.2); call tls_started() next
 };
 
 class Responder {
@@ -60,9 +63,14 @@ class Responder {
   // The greeting (or the configured refusal).
   Verdict start(std::string& out);
   // Consumes every byte of `in`, appending replies to `out`. After kClose or kDrop the rest of the
-  // input is ignored and feed() must not be called again.
+  // input is ignored and feed() must not be called again. After kStartTls the rest of the input is
+  // ignored too; feed() continues with the plaintext once the handshake is under way.
   Verdict feed(std::string_view in, std::string& out);
+  // The connection switched to TLS: forget every command and partial line from before (the client
+  // starts again with EHLO) and stop advertising STARTTLS.
+  void tls_started();
   bool in_data() const { return state_ == State::kData; }
+  bool tls_on() const { return tls_on_; }
 
  private:
   enum class State : uint8_t {
@@ -72,6 +80,7 @@ class Responder {
     kDone,            // closed or dropped
   };
   Verdict command(std::string_view line, std::string& out);
+  Verdict starttls(std::string_view args, std::string& out);
   Verdict mail(std::string_view args, std::string& out);
   void rcpt(std::string_view args, std::string& out);
   Verdict data(std::string& out);
@@ -86,6 +95,7 @@ class Responder {
   bool in_transaction_ = false;     // MAIL accepted, not yet ended
   bool drop_this_data_ = false;     // an injected drop is due once DATA bytes arrive
   bool line_too_long_ = false;      // discarding the rest of an over-long command line
+  bool tls_on_ = false;             // STARTTLS done on this connection
   std::string line_;                // a partial command line carried between feed() calls
   Transaction txn_;                 // the current transaction
   DotDecoder dot_;                  // DATA decoding

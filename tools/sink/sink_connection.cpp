@@ -8,6 +8,7 @@
 
 #include <chrono>
 
+#include "common/log.h"
 #include "tools/sink/sink_worker.h"
 
 namespace ringmail::sink {
@@ -40,6 +41,10 @@ void SinkConnection::act(Verdict v) {
     conn_.abort();
     return;
   }
+  if (v == Verdict::kStartTls) {
+    begin_tls();
+    return;
+  }
   if (v == Verdict::kClose) conn_.ignore_input();
   unsigned delay_ms = worker_.shared().options->delay_ms;
   if (delay_ms == 0) {
@@ -51,6 +56,33 @@ void SinkConnection::act(Verdict v) {
   engine::Timer& t = *this;
   if (!delayed_.empty() && !t.armed())
     worker_.loop().timers().arm(t, worker_.loop().now(), std::chrono::milliseconds(delay_ms));
+}
+
+void SinkConnection::begin_tls() {
+  // The 220 must leave in clear before the handshake, so --delay-ms does not hold it back.
+  conn_.out() += delayed_;
+  delayed_.clear();
+  responder_.tls_started();
+  tls::TlsContext* context = worker_.shared().tls;
+  Status started = make_error("no TLS context");
+  if (context) started = conn_.start_tls(*context, nullptr);
+  if (!started) {
+    log::warn("sink: STARTTLS from {}: {}", peer_.to_string(), started.error().message());
+    worker_.shared().counters.tls_failures.fetch_add(1, std::memory_order_relaxed);
+    abort();
+  }
+}
+
+void SinkConnection::on_tls_ready() {
+  SinkCounters& c = worker_.shared().counters;
+  c.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (conn_.tls()->resumed()) c.tls_resumed.fetch_add(1, std::memory_order_relaxed);
+}
+
+void SinkConnection::on_tls_failed(tls::FailureKind, std::string_view text) {
+  log::debug("sink: TLS with {} failed: {}", peer_.to_string(), text);
+  worker_.shared().counters.tls_failures.fetch_add(1, std::memory_order_relaxed);
+  abort();
 }
 
 void SinkConnection::fire() {

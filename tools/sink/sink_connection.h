@@ -1,6 +1,7 @@
 // One inbound connection of ringmail-sink: glues the pure Responder to a TcpConnection on the
-// worker's ring, applies --delay-ms with an intrusive timer, and reports accepted messages to the
-// counters and the recorder. Freed only from on_released() (never inside its own handlers).
+// worker's ring, applies --delay-ms with an intrusive timer, switches to TLS after STARTTLS, and
+// reports accepted messages and handshakes to the counters and the recorder. Freed only from
+// on_released() (never inside its own handlers).
 #pragma once
 
 #include <string>
@@ -32,6 +33,8 @@ class SinkConnection final : public engine::TcpConnection::Handler, public Respo
   // TcpConnection::Handler
   void on_data(std::string_view bytes) override;
   void on_peer_closed(int error) override;
+  void on_tls_ready() override;
+  void on_tls_failed(tls::FailureKind kind, std::string_view text) override;
   void on_released() override;
   // ResponderHooks
   uint64_t next_message_number() override;
@@ -41,6 +44,7 @@ class SinkConnection final : public engine::TcpConnection::Handler, public Respo
   void fire() override;
 
   void act(Verdict v);
+  void begin_tls();             // after the 220 to STARTTLS: switch the connection to TLS
   std::string& reply_buffer();  // where the responder writes: the socket, or the delay queue
 
   SinkWorker& worker_;

@@ -72,6 +72,9 @@ std::optional<SinkOptions> parse_sink_options(int argc, char** argv, int* exit_c
                  "Advertised SIZE; larger messages get 552 5.3.4 (0 = unlimited)")
       ->capture_default_str();
   app.add_option("--hostname", o.responder.hostname, "Name in the greeting and EHLO reply")->capture_default_str();
+  app.add_option("--tls-cert", o.tls_cert,
+                 "PEM certificate chain; with --tls-key, STARTTLS is advertised and handled (checked at start)");
+  app.add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");
   app.add_flag("--quiet", o.quiet, "No start-up line and no final summary line");
   app.add_option("--stats-interval", o.stats_interval_s, "Print a counters line to stdout every S seconds (0 = off)")
       ->capture_default_str();
@@ -106,6 +109,8 @@ std::optional<SinkOptions> parse_sink_options(int argc, char** argv, int* exit_c
     if ((*line)[0] == '2') return fail("--greeting-reply must be a refusal (4xx or 5xx)");
     o.responder.greeting_reply = *line;
   }
+  if (o.tls_cert.empty() != o.tls_key.empty()) return fail("--tls-cert and --tls-key go together");
+  o.responder.starttls = !o.tls_cert.empty();
   o.responder.pipelining = !no_pipelining;
   o.responder.eight_bit_mime = !no_8bitmime;
   o.responder.smtputf8 = !no_smtputf8;

@@ -24,6 +24,8 @@ struct SinkOptions {
   uint64_t exit_after = 0;             // --exit-after: exit 0 after N accepted messages; 0 = never
   unsigned delay_ms = 0;               // --delay-ms before every reply (batch)
   bool quiet = false;                  // --quiet: no start-up/summary chatter on stderr
+  std::string tls_cert;                // --tls-cert: PEM chain; with --tls-key, STARTTLS is offered
+  std::string tls_key;                 // --tls-key: PEM private key of --tls-cert
   ResponderConfig responder;           // protocol settings (EHLO keywords, size, greeting)
   FaultConfig faults;                  // injected faults
 };

@@ -16,6 +16,7 @@
 #include "common/result.h"
 #include "engine/loop/loop.h"
 #include "engine/net/acceptor.h"
+#include "engine/tls/tls_context.h"
 #include "tools/sink/fault_injector.h"
 #include "tools/sink/message_recorder.h"
 #include "tools/sink/sink_options.h"
@@ -35,13 +36,18 @@ struct SinkCounters {
   std::atomic<uint64_t> dropped{0};           // connections cut mid-DATA on purpose
   std::atomic<uint64_t> oversize{0};          // messages refused for --max-message-size
   std::atomic<uint64_t> message_bytes{0};     // bytes of accepted messages (unstuffed)
-  std::atomic<uint64_t> bytes_received{0};    // every byte read from clients
+  std::atomic<uint64_t> bytes_received{0};    // every byte read from clients (plaintext under TLS)
+  std::atomic<uint64_t> tls_handshakes{0};    // STARTTLS handshakes completed
+  std::atomic<uint64_t> tls_resumed{0};       // of those, resumed sessions (session tickets)
+  std::atomic<uint64_t> tls_failures{0};      // STARTTLS handshakes that failed
 };
 
 // What all workers share; lives in main() for the whole run.
 struct SinkShared {
   const SinkOptions* options = nullptr;       // parsed flags
   MessageRecorder* recorder = nullptr;        // --record/--save-dir, or null
+  tls::TlsContext* tls = nullptr;             // --tls-cert/--tls-key: one server context for every
+                                              // worker (so a ticket resumes on any worker), or null
   std::vector<std::string> listen_names;      // bound address of listener i ("127.0.0.1:2525")
   SinkCounters counters;
   std::atomic<uint64_t> last_message_number{0};  // SINK<n> numbers, unique across workers
