@@ -1,6 +1,8 @@
 // Start-up checks and loading for the listener's STARTTLS and AUTH (see listener_security.h).
 #include "engine/server/listener_security.h"
 
+#include <openssl/rand.h>
+
 #include "common/log.h"
 
 namespace ringmail::engine {
@@ -17,6 +19,7 @@ Result<std::unique_ptr<tls::TlsContext>> ListenerSecurity::make_tls_context() co
   tls::ServerContextOptions o;
   o.cert_file = tls_cert;
   o.key_file = tls_key;
+  o.ticket_keys = ticket_keys;
   return tls::TlsContext::server(o);
 }
 
@@ -32,6 +35,9 @@ Result<std::shared_ptr<const ListenerSecurity>> load_listener_security(const Lis
   sec->tls_key = options.tls_key;
   sec->require_tls = options.require_tls;
   if (!sec->tls_cert.empty()) {
+    sec->ticket_keys.resize(80);
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(sec->ticket_keys.data()), 80) != 1)
+      return make_error("cannot draw random TLS ticket keys");
     auto probe = sec->make_tls_context();  // proves the pair loads; the workers build their own
     if (!probe) return make_error("--tls-cert/--tls-key: {}", probe.error().message());
   }

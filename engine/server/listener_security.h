@@ -26,6 +26,7 @@ struct ListenerSecurity {
   std::string tls_key;                                  // key for tls_cert
   bool require_tls = false;                             // MAIL only after STARTTLS
   std::shared_ptr<const CredentialStore> credentials;  // null: no AUTH
+  std::string ticket_keys;                              // 80 random bytes per process: tickets valid on every worker
 
   // The protocol flags for smtp::ServerConfig::security.
   smtp::ServerSecurity protocol() const;

@@ -76,9 +76,16 @@ Result<std::unique_ptr<TlsContext>> TlsContext::server(const ServerContextOption
   }
   if (SSL_CTX_check_private_key(ctx) != 1)
     return make_error("TLS key {} does not match certificate {}", options.key_file, options.cert_file);
-  // Server-side resumption by stateless tickets only. The ticket key differs per context, so a
-  // ticket resumes only on the worker that issued it; a miss costs one full handshake.
+  // Server-side resumption by stateless tickets only. Contexts given the same ticket keys (every
+  // worker of one listener) accept each other's tickets, so a client that reconnects to another
+  // worker (SO_REUSEPORT spreads connections) still resumes.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  if (!options.ticket_keys.empty()) {
+    if (options.ticket_keys.size() != 80) return make_error("TLS ticket keys must be 80 bytes");
+    std::string keys = options.ticket_keys;
+    if (SSL_CTX_set_tlsext_ticket_keys(ctx, keys.data(), static_cast<long>(keys.size())) != 1)
+      return make_error("TLS ticket keys: {}", take_openssl_errors("cannot set"));
+  }
   return c;
 }
 

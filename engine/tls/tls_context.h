@@ -28,6 +28,7 @@ struct ClientContextOptions {
 struct ServerContextOptions {
   std::string cert_file;  // PEM certificate chain (leaf first)
   std::string key_file;   // PEM private key matching the certificate
+  std::string ticket_keys;  // 80 bytes shared by every worker's context (a ticket resumes on any worker); empty: own keys
 };
 
 class TlsContext {

@@ -184,10 +184,11 @@ TEST_F(TlsSessionTest, ServerContextRefusesAMismatchedKey) {
   EXPECT_FALSE(ca.ok());
 }
 
-// One full session per round; returns whether the second round resumed.
-bool second_session_resumed(TlsContext& c, TlsContext& s, bool close_cleanly) {
+// One full session per round (the first with s, the second with s2, by default s too); returns
+// whether the second round resumed.
+bool second_session_resumed(TlsContext& c, TlsContext& s, bool close_cleanly, TlsContext* s2 = nullptr) {
   for (int round = 0; round < 2; ++round) {
-    Pair p(c, s);
+    Pair p(c, round == 1 && s2 ? *s2 : s);
     EXPECT_TRUE(p.server.start_server().ok());
     EXPECT_TRUE(p.client.start_client({"mx.example.test", false, {}, "mx.example.test:25|opportunistic"}).ok());
     p.run();
@@ -211,6 +212,23 @@ TEST_F(TlsSessionTest, ClientSessionResumesAfterACleanClose) {
   EXPECT_TRUE(second_session_resumed(*c, *s, true));
   EXPECT_EQ(c->sessions().size(), 1u);
   EXPECT_GE(c->sessions().stores(), 1u);
+}
+
+// Every worker of a listener has its own server context; with the same ticket keys a client that
+// reconnects to another worker still resumes. Without them it cannot.
+TEST_F(TlsSessionTest, SharedTicketKeysResumeAcrossServerContexts) {
+  std::string keys(80, '\0');
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = static_cast<char>(i * 37 + 11);
+  auto w0 = TlsContext::server({certs_.cert_file(), certs_.key_file(), keys});
+  auto w1 = TlsContext::server({certs_.cert_file(), certs_.key_file(), keys});
+  ASSERT_TRUE(w0.ok() && w1.ok());
+  auto c = client_ctx("");
+  EXPECT_TRUE(second_session_resumed(*c, **w0, true, w1->get()));
+  auto lone0 = server_ctx(certs_.cert_file(), certs_.key_file());
+  auto lone1 = server_ctx(certs_.cert_file(), certs_.key_file());
+  auto c2 = client_ctx("");
+  EXPECT_FALSE(second_session_resumed(*c2, *lone0, true, lone1.get())) << "own keys: a ticket only resumes where it was made";
+  EXPECT_FALSE(TlsContext::server({certs_.cert_file(), certs_.key_file(), "short"}).ok());
 }
 
 TEST_F(TlsSessionTest, FailedHandshakeForgetsTheCachedSession) {
