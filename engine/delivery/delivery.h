@@ -93,6 +93,8 @@ struct DeferredWork {
   MonoTime due;                  // not before
   struct NextHop* hop;           // owner queue
   QueuedWork work;               // what waits
+  // Delivery::deferred_ is a min-heap on the retry time: the comparison for std::push_heap & co.
+  static bool later(const DeferredWork& a, const DeferredWork& b) { return a.due > b.due; }
 };
 
 // One message's recipients for one next hop once its body is loaded: the unit a session takes as
@@ -150,6 +152,8 @@ struct NextHop {
   std::string last_error;                            // for logs and the admin view
   queue::RetryPolicy retry;                          // the daemon's policy with the connector's overrides
   mutable WallTime oldest{WallTime::max()};          // earliest arrival queued since the queue was last empty
+
+  std::string id() const { return connector->name + ":" + destination; }  // the admin plane's queue id
 };
 
 // What the admin view shows of one next-hop queue (Exchange's Get-Queue columns).

@@ -229,3 +229,53 @@ def strip_first_header(message, eol=b"\r\n"):
 
 if __name__ == "__main__":
     sys.exit("sinks.py is a helper module for the integration tests")
+
+
+class PostfixInstance:
+    """A throwaway Postfix from scripts/postfix-instance.sh: smtpd on a free loopback port, every
+    message kept in its hold queue; optionally STARTTLS with a PEM certificate and key. Needs Debian's
+    postfix and root (its daemons drop to the `postfix` user, so `workdir` is made world-readable)."""
+
+    SCRIPT = os.path.join(HERE, "..", "..", "scripts", "postfix-instance.sh")
+
+    @staticmethod
+    def available():
+        import shutil
+        return shutil.which("postfix") is not None and os.geteuid() == 0
+
+    def __init__(self, workdir, tls=None):
+        self.workdir = workdir
+        self.dir = os.path.join(workdir, "postfix")
+        self.tls = tls  # (cert, key) or None
+        self.port = None
+
+    def start(self, timeout=30):
+        os.chmod(self.workdir, 0o755)
+        self.port = free_port()
+        cmd = [self.SCRIPT, "create", self.dir, str(self.port), "hold"] + (["tls", *self.tls] if self.tls else [])
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        subprocess.run([self.SCRIPT, "start", self.dir], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_for(lambda: port_open(self.port), timeout=timeout, what="postfix smtpd listening")
+        return self
+
+    def stop(self):
+        subprocess.run([self.SCRIPT, "stop", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+    def held(self):
+        out = subprocess.run([self.SCRIPT, "count", self.dir], stdout=subprocess.PIPE).stdout.decode()
+        return int(out.strip() or 0)
+
+    def held_files(self):
+        return glob.glob(os.path.join(self.dir, "queue", "hold", "*"))
+
+    def envelope(self, path):
+        """Postfix's own view of a queued message's envelope records (postcat -e)."""
+        return subprocess.run(["postcat", "-c", os.path.join(self.dir, "etc"), "-e", path], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT).stdout.decode(errors="replace")
+
+    def maillog(self):
+        try:
+            with open(os.path.join(self.dir, "maillog"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""

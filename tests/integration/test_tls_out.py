@@ -21,7 +21,7 @@ import time
 import unittest
 
 from harness import DaemonTestCase, free_port, wait_for
-from sinks import _Process
+from sinks import PostfixInstance, _Process
 from test_delivery import MESSAGE, submit_raw
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -439,38 +439,17 @@ class PostfixTest(TlsOutTestCase):
 
     def setUp(self):
         super().setUp()
-        if not shutil.which("postfix") or os.geteuid() != 0:
+        if not PostfixInstance.available():
             self.skipTest("needs Debian's postfix and root to run a throwaway instance")
-        os.chmod(self.tmp, 0o755)  # postfix's daemons run as `postfix` and must reach their queue
-        self.pf_dir = os.path.join(self.tmp, "postfix")
-        self.pf_port = free_port()
-        script = os.path.join(REPO, "scripts/postfix-instance.sh")
-        subprocess.run([script, "create", self.pf_dir, str(self.pf_port), "hold", "tls", self.certs["cert"],
-                        self.certs["key"]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        subprocess.run([script, "start", self.pf_dir], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.STDOUT)
-        self.addCleanup(subprocess.run, [script, "stop", self.pf_dir], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.STDOUT)
-        self.script = script
-
-        def listening():
-            try:
-                with socket.create_connection(("127.0.0.1", self.pf_port), timeout=1):
-                    return True
-            except OSError:
-                return False
-        wait_for(listening, timeout=30, what="postfix smtpd listening")
+        self.postfix = PostfixInstance(self.tmp, tls=(self.certs["cert"], self.certs["key"])).start()
+        self.addCleanup(self.postfix.stop)
+        self.pf_port = self.postfix.port
 
     def held(self):
-        out = subprocess.run([self.script, "count", self.pf_dir], stdout=subprocess.PIPE).stdout.decode()
-        return int(out.strip() or 0)
+        return self.postfix.held()
 
     def maillog(self):
-        try:
-            with open(os.path.join(self.pf_dir, "maillog"), errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return self.postfix.maillog()
 
     def test_verify_delivers_to_postfix_over_tls(self):
         d = self.relay(self.pf_port, "verify", f'tls_domain = "{TLS_NAME}"\ntls_ca_file = "{self.certs["ca"]}"')
