@@ -341,8 +341,11 @@ class Loader {
     } else {
       d = make_error("must be seconds or a string such as \"30s\"");
     }
+    auto span = [](int64_t s) {
+      return s >= 86400 && s % 86400 == 0 ? fmt::format("{} day{}", s / 86400, s == 86400 ? "" : "s") : fmt::format("{} s", s);
+    };
     if (d && (d->count() < min_s || d->count() > max_s))
-      d = make_error("{} s is out of range {} s - {} s", d->count(), min_s, max_s);
+      d = make_error("{} s is out of range {} - {}", d->count(), span(min_s), span(max_s));
     if (!d) {
       error_in(c, line_of(n), fmt::format("'{}': {}", key, d.error().message()));
       return std::nullopt;
@@ -534,11 +537,11 @@ class Loader {
     };
     if (c.address_spaces.empty() && !t.get("address_spaces"))
       error_in(c, c.line, "no 'address_spaces': the connector would never be selected");
-    if (c.retry.min && c.retry.max && *c.retry.max < *c.retry.min)
-      error_in(c, line("retry_max"), "'retry_max' is shorter than 'retry_min'");
     else if (c.address_spaces.empty() && t.get("address_spaces")->as_array() &&
              t.get("address_spaces")->as_array()->empty())
       error_in(c, line("address_spaces"), "'address_spaces' is empty");
+    if (c.retry.min && c.retry.max && *c.retry.max < *c.retry.min)
+      error_in(c, line("retry_max"), "'retry_max' is shorter than 'retry_min'");
     if (dns.value_or(false) && t.get("smart_hosts"))
       error_in(c, line("dns_routing"),
                "dns_routing = true and smart_hosts exclude each other: route by MX or through "
