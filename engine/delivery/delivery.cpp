@@ -383,7 +383,7 @@ void Delivery::finish(const queue::MessageRef& msg, uint32_t rcpt, queue::RcptSt
 }
 
 void Delivery::on_recipient_result(DeliveryWork& work, size_t txn_index, const smtp::DeliveryOutcome& outcome,
-                                   const std::string& host) {
+                                   const std::string& host, bool next_hop_dsn) {
   NextHop& hop = *work.hop;
   uint32_t rcpt = work.rcpts[txn_index];
   bool more_hosts = hop.consecutive_failures + 1 < hop.hosts.size();
@@ -395,6 +395,10 @@ void Delivery::on_recipient_result(DeliveryWork& work, size_t txn_index, const s
       log::debug("{} <{}>: delivered via {} ({}): {}", queue::format_queue_id(env.id), env.rcpts[rcpt],
                  hop.connector->name, host, smtp::describe(outcome));
       finish(work.msg, rcpt, queue::RcptState::kDelivered);
+      if (!next_hop_dsn && rcpt < env.rcpt_dsn.size() && (env.rcpt_dsn[rcpt].notify & queue::dsn::kNotifySuccess)) {
+        work.relayed.push_back({rcpt, "2.0.0", diagnostic_of(outcome)});
+        work.remote = host;
+      }
       break;
     case smtp::Disposition::kFailed:
       shared_.failed.fetch_add(1, std::memory_order_relaxed);
@@ -418,8 +422,12 @@ void Delivery::on_recipient_result(DeliveryWork& work, size_t txn_index, const s
 void Delivery::on_transaction_done(DeliveryWork& work) {
   NextHop& hop = *work.hop;
   if (!work.bounced.empty()) {
-    send_dsn(*work.msg, false, work.bounced, work.remote, work.body);
+    send_dsn(*work.msg, queue::dsn::ReportKind::kFailure, work.bounced, work.remote, work.body);
     work.bounced.clear();
+  }
+  if (!work.relayed.empty()) {
+    send_dsn(*work.msg, queue::dsn::ReportKind::kSuccess, work.relayed, work.remote, work.body);
+    work.relayed.clear();
   }
   if (!work.defer.empty()) {
     defer(hop, work.msg, std::move(work.defer), work.defer_reason, work.remote, work.body);
@@ -476,9 +484,9 @@ void Delivery::defer(NextHop& hop, const queue::MessageRef& msg, std::vector<uin
   if (!expired.empty()) {
     log::info("{}: {} recipient(s) expired (the message arrived {} h ago): {}", queue::format_queue_id(env.id),
               expired.size(), duration_cast<hours>(wall_now - env.arrival).count(), why);
-    send_dsn(*msg, false, expired, remote, body);
+    send_dsn(*msg, queue::dsn::ReportKind::kFailure, expired, remote, body);
   }
-  if (!delayed.empty()) send_dsn(*msg, true, delayed, remote, body, &hop.retry);
+  if (!delayed.empty()) send_dsn(*msg, queue::dsn::ReportKind::kDelay, delayed, remote, body, &hop.retry);
   if (keep.empty()) return;
   for (uint32_t r : keep) {
     auto& rs = msg->rcpts[r];

@@ -26,6 +26,7 @@
 #include "engine/smtp/client_config.h"
 #include "engine/smtp/client_transaction.h"
 #include "engine/smtp/delivery_outcome.h"
+#include "queue/dsn.h"
 #include "queue/journal.h"
 #include "queue/queued_message.h"
 #include "queue/retry_policy.h"
@@ -115,6 +116,7 @@ struct DeliveryWork {
     std::string diagnostic;                    // "smtp; 550 5.1.1 ..." (the reply) or our own text
   };
   std::vector<Bounce> bounced;                 // this attempt's permanent failures (one DSN for them)
+  std::vector<Bounce> relayed;                 // delivered with NOTIFY=SUCCESS to a next hop without DSN
   std::string remote;                          // host of the last attempt (DSN Remote-MTA)
   Delivery* delivery = nullptr;                // for the read completion
   struct ReadOp final : queue::FileIo::Op {
@@ -224,8 +226,9 @@ class Delivery {
 
   // For sessions.
   DeliveryWork* take_ready(NextHop& hop);
+  // next_hop_dsn: the server announced DSN (NOTIFY went on with the recipient).
   void on_recipient_result(DeliveryWork& work, size_t txn_index, const smtp::DeliveryOutcome& outcome,
-                           const std::string& host);
+                           const std::string& host, bool next_hop_dsn = true);
   void on_transaction_done(DeliveryWork& work);
   void on_session_result(NextHop& hop, const smtp::DeliveryOutcome& outcome, const std::string& host);
   void session_idle(NextHop& hop, OutboundSession* s);
@@ -269,7 +272,7 @@ class Delivery {
   void park(NextHop& hop, DeliveryWork* w);  // a loaded work of a suspended message: drop the body
   bool hop_open(const NextHop& hop) const;  // may load bodies and open sessions now
   void unsuspend_into(NextHop& hop, queue::QueueId id);
-  void send_dsn(const queue::QueuedMessage& msg, bool delay, const std::vector<DeliveryWork::Bounce>& rcpts,
+  void send_dsn(const queue::QueuedMessage& msg, queue::dsn::ReportKind kind, const std::vector<DeliveryWork::Bounce>& rcpts,
                 const std::string& remote, std::string_view original, const queue::RetryPolicy* policy = nullptr);
   NextHop* hop_by_id(const std::string& queue_id) const;
   // Calls fn(msg, rcpts) for every work item of `hop` (waiting, ready, parked, deferred).

@@ -213,7 +213,7 @@ void Delivery::fail_recipients(const queue::MessageRef& msg, const std::vector<u
   }
   log::info("{}: {} recipient(s) removed from the Unreachable queue by the administrator{}",
             queue::format_queue_id(msg->env.id), rcpts.size(), with_dsn ? " (with DSN)" : "");
-  if (with_dsn) send_dsn(*msg, false, bounced, {}, {});
+  if (with_dsn) send_dsn(*msg, queue::dsn::ReportKind::kFailure, bounced, {}, {});
 }
 
 size_t Delivery::remove_message(queue::QueueId id, bool with_dsn) {
@@ -262,7 +262,7 @@ size_t Delivery::remove_message(queue::QueueId id, bool with_dsn) {
     }
     log::info("{}: {} recipient(s) removed from queue {} by the administrator{}", queue::format_queue_id(id),
               f.work.rcpts.size(), f.hop->id(), with_dsn ? " (with DSN)" : "");
-    if (with_dsn) send_dsn(*f.work.msg, false, bounced, {}, f.body);
+    if (with_dsn) send_dsn(*f.work.msg, queue::dsn::ReportKind::kFailure, bounced, {}, f.body);
   }
   return n;
 }

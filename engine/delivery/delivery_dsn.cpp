@@ -10,15 +10,19 @@
 
 namespace ringmail::engine {
 
-void Delivery::send_dsn(const queue::QueuedMessage& msg, bool delay, const std::vector<DeliveryWork::Bounce>& rcpts,
-                        const std::string& remote, std::string_view original, const queue::RetryPolicy* policy) {
+// kSuccess reports are "relayed" ones: sent when NOTIFY=SUCCESS was asked for and the next hop
+// took the message without announcing DSN (RFC 3461 §4.1), so nobody downstream will report.
+void Delivery::send_dsn(const queue::QueuedMessage& msg, queue::dsn::ReportKind kind,
+                        const std::vector<DeliveryWork::Bounce>& rcpts, const std::string& remote,
+                        std::string_view original, const queue::RetryPolicy* policy) {
   namespace dsn = queue::dsn;
   const auto& env = msg.env;
-  auto kind = delay ? dsn::ReportKind::kDelay : dsn::ReportKind::kFailure;
+  const bool delay = kind == dsn::ReportKind::kDelay;
+  const char* what = delay ? "delay" : kind == dsn::ReportKind::kSuccess ? "relayed" : "failure";
   std::string qid = queue::format_queue_id(env.id);
   if (env.mail_from.empty()) {
     // A bounce (or any null-sender message) never produces a DSN: that is how loops are avoided.
-    log::info("{}: no {} DSN: the message has the null sender", qid, delay ? "delay" : "failure");
+    log::info("{}: no {} DSN: the message has the null sender", qid, what);
     return;
   }
   auto wall_now = std::chrono::system_clock::now();
@@ -36,7 +40,7 @@ void Delivery::send_dsn(const queue::QueuedMessage& msg, bool delay, const std::
     dsn::RecipientReport rr;
     rr.address = env.rcpts[b.rcpt];
     if (b.rcpt < env.rcpt_dsn.size()) rr.orcpt = {env.rcpt_dsn[b.rcpt].orcpt_type, env.rcpt_dsn[b.rcpt].orcpt};
-    rr.action = delay ? dsn::Action::kDelayed : dsn::Action::kFailed;
+    rr.action = delay ? dsn::Action::kDelayed : kind == dsn::ReportKind::kSuccess ? dsn::Action::kRelayed : dsn::Action::kFailed;
     rr.status = delay && b.status[0] != '4' ? "4.0.0" : b.status;
     rr.remote_mta = remote;
     rr.diagnostic = b.diagnostic;
@@ -45,7 +49,7 @@ void Delivery::send_dsn(const queue::QueuedMessage& msg, bool delay, const std::
     report.recipients.push_back(std::move(rr));
   }
   if (report.recipients.empty()) {
-    log::info("{}: no {} DSN: NOTIFY asked for none", qid, delay ? "delay" : "failure");
+    log::info("{}: no {} DSN: NOTIFY asked for none", qid, what);
     return;
   }
   dsn::ComposeOptions options;
@@ -57,8 +61,7 @@ void Delivery::send_dsn(const queue::QueuedMessage& msg, bool delay, const std::
     return;
   }
   if (!local_) {
-    log::warn("{}: {} DSN for <{}> dropped: no spool writer for DSNs", qid, delay ? "delay" : "failure",
-              env.mail_from);
+    log::warn("{}: {} DSN for <{}> dropped: no spool writer for DSNs", qid, what, env.mail_from);
     return;
   }
   queue::StoredEnvelope out;
@@ -67,8 +70,7 @@ void Delivery::send_dsn(const queue::QueuedMessage& msg, bool delay, const std::
   out.rcpts.push_back(composed->rcpt_to);
   out.flags = (composed->eight_bit ? queue::kEnvelope8BitMime : 0u) | (composed->smtputf8 ? queue::kEnvelopeSmtpUtf8 : 0u);
   out.client = fmt::format("DSN for {}", qid);
-  log::info("{}: {} DSN for {} recipient(s) queued to <{}>", qid, delay ? "delay" : "failure",
-            report.recipients.size(), env.mail_from);
+  log::info("{}: {} DSN for {} recipient(s) queued to <{}>", qid, what, report.recipients.size(), env.mail_from);
   shared_.dsns.fetch_add(1, std::memory_order_relaxed);
   local_->submit(std::move(out), std::move(composed->message));
 }

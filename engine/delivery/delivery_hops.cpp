@@ -164,7 +164,7 @@ void Delivery::fail_all(NextHop& hop, const std::string& status, const std::stri
       finish(msg, r, queue::RcptState::kFailed);
       bounced.push_back({r, status, diagnostic});
     }
-    send_dsn(*msg, false, bounced, {}, body);
+    send_dsn(*msg, queue::dsn::ReportKind::kFailure, bounced, {}, body);
   };
   while (!hop.ready.empty()) {
     DeliveryWork* w = hop.ready.front();

@@ -291,7 +291,7 @@ const smtp::OutboundTransaction* OutboundSession::next_transaction() {
 
 void OutboundSession::on_recipient_result(const smtp::OutboundTransaction&, size_t rcpt_index,
                                           const smtp::DeliveryOutcome& outcome) {
-  delivery_.on_recipient_result(*current_, rcpt_index, outcome, host_text_);
+  delivery_.on_recipient_result(*current_, rcpt_index, outcome, host_text_, client_.capabilities().dsn);
 }
 
 void OutboundSession::on_transaction_done(const smtp::OutboundTransaction&) {

@@ -28,7 +28,7 @@ class DsnPassOnTest(DaemonTestCase):
             self.assertTrue(s.has_extn("dsn"), "ringmail announces DSN")
             s.sendmail("a@example.org", ["b@example.com"], b"Subject: dsn pass-on\r\n\r\nbody\r\n",
                        mail_options=["RET=HDRS", "ENVID=batch+2B42"],
-                       rcpt_options=["NOTIFY=FAILURE,DELAY", "ORCPT=rfc822;orig+40example.net"])
+                       rcpt_options=["NOTIFY=SUCCESS,FAILURE,DELAY", "ORCPT=rfc822;orig+40example.net"])
         finally:
             s.quit()
         wait_for(lambda: self.postfix.held_files(), timeout=30, what="the message in Postfix's hold queue")
@@ -36,9 +36,13 @@ class DsnPassOnTest(DaemonTestCase):
         out = self.postfix.envelope(path)
         self.assertIn("envelope_id=batch+42", out)          # ENVID, xtext-decoded by Postfix
         self.assertIn("ret_flags=2", out)                     # RET=HDRS (Postfix's DSN_RET_HDRS)
-        self.assertIn("notify_flags=12", out)                 # FAILURE (4) | DELAY (8)
+        self.assertIn("notify_flags=14", out)                 # SUCCESS (2) | FAILURE (4) | DELAY (8)
         self.assertIn("dsn_orig_rcpt=rfc822;orig@example.net", out)
         self.assertIn("recipient: b@example.com", out)
+        # Postfix announced DSN and took NOTIFY=SUCCESS over: ringmail itself reports nothing.
+        d.stop()
+        self.assertNotIn("relayed DSN", d.read_log())
+        self.assertIn("delivery: 1 recipients delivered", d.read_log())
 
 
 if __name__ == "__main__":

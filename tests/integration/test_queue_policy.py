@@ -108,6 +108,33 @@ class QueuePolicyTest(DaemonTestCase):
         self.assertEqual(len(returned), 1, "RET=FULL returns the whole message")
         self.assertIn(b"last line", sink.body(rec))
 
+    def test_notify_success_to_a_next_hop_without_dsn_gives_a_relayed_report(self):
+        # RFC 3461 §4.1: ringmail-sink does not announce DSN, so nobody after ringmail will report the
+        # delivery; NOTIFY=SUCCESS gets a "relayed" report from ringmail, other recipients none.
+        sink = self.start_sink()
+        d = self.relay(sink.port)
+        c = SmtpConversation(d.port)
+        try:
+            self.assertTrue(c.read_reply().startswith("220"))
+            c.cmd("EHLO client.test")
+            self.assertTrue(c.cmd("MAIL FROM:<sender@example.org>").startswith("250"))
+            self.assertTrue(c.cmd("RCPT TO:<wants@example.com> NOTIFY=SUCCESS,FAILURE").startswith("250"))
+            self.assertTrue(c.cmd("RCPT TO:<quiet@example.com>").startswith("250"))
+            self.assertTrue(c.cmd("DATA").startswith("354"))
+            c.send(dot_stuff(MESSAGE) + b".\r\n")
+            self.assertTrue(c.read_reply().startswith("250"))
+            c.cmd("QUIT")
+        finally:
+            c.close()
+        wait_for(lambda: len(self.dsns(sink)) >= 1, timeout=30, what="the relayed report")
+        time.sleep(1)
+        (rec,) = self.dsns(sink)
+        self.assertEqual(rec["rcpts"], ["sender@example.org"])
+        _, rcpts = dsn_fields(parse(sink.body(rec)))
+        self.assertEqual([(r["Final-Recipient"], r["Action"], r["Status"]) for r in rcpts],
+                         [("rfc822; wants@example.com", "relayed", "2.0.0")])
+        self.assertRegex(d.read_log(), r"relayed DSN for 1 recipient\(s\) queued to <sender@example.org>")
+
     def test_null_sender_never_gets_a_dsn(self):
         sink = self.start_sink("--rcpt-reply", "550 5.1.1 No such user here", "--rcpt-reply-match", "bad")
         d = self.relay(sink.port)
