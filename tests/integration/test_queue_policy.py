@@ -45,6 +45,24 @@ class QueuePolicyTest(DaemonTestCase):
         conf = write_connectors(os.path.join(self.tmp, "connectors.toml"), port, extra=conf_extra)
         return self.start_daemon("--config", conf, "--retry-min", "1", "--retry-max", "2", "--workers", "2", *args)
 
+    def transaction(self, port, mail, rcpts):
+        """One message over a raw connection: `mail` is the MAIL command (with its parameters),
+        `rcpts` pairs each RCPT command with the reply code it must get; ringmail announces DSN."""
+        c = SmtpConversation(port)
+        try:
+            self.assertTrue(c.read_reply().startswith("220"))
+            self.assertIn("DSN", c.cmd("EHLO client.test"))
+            self.assertTrue(c.cmd(mail).startswith("250"))
+            for cmd, code in rcpts:
+                reply = c.cmd(cmd)
+                self.assertTrue(reply.startswith(code), (cmd, reply))
+            self.assertTrue(c.cmd("DATA").startswith("354"))
+            c.send(dot_stuff(MESSAGE) + b".\r\n")
+            self.assertTrue(c.read_reply().startswith("250"))
+            c.cmd("QUIT")
+        finally:
+            c.close()
+
     def dsns(self, sink):
         return [r for r in sink.records() if r["mail_from"] == ""]
 
@@ -80,21 +98,10 @@ class QueuePolicyTest(DaemonTestCase):
         # whole message, ENVID and ORCPT come back in the report.
         sink = self.start_sink("--rcpt-reply", "550 5.1.1 No such user here", "--rcpt-reply-match", "bad")
         d = self.relay(sink.port)
-        c = SmtpConversation(d.port)
-        try:
-            self.assertTrue(c.read_reply().startswith("220"))
-            self.assertIn("DSN", c.cmd("EHLO client.test"))
-            self.assertTrue(c.cmd("MAIL FROM:<sender@example.org> RET=FULL ENVID=batch+2B42").startswith("250"))
-            self.assertTrue(c.cmd("RCPT TO:<bad1@example.com> NOTIFY=FAILURE ORCPT=rfc822;orig+40example.net")
-                            .startswith("250"))
-            self.assertTrue(c.cmd("RCPT TO:<bad2@example.com> NOTIFY=NEVER").startswith("250"))
-            self.assertTrue(c.cmd("RCPT TO:<bad3@example.com> NOTIFY=BOGUS").startswith("501"))
-            self.assertTrue(c.cmd("DATA").startswith("354"))
-            c.send(dot_stuff(MESSAGE) + b".\r\n")
-            self.assertTrue(c.read_reply().startswith("250"))
-            c.cmd("QUIT")
-        finally:
-            c.close()
+        self.transaction(d.port, "MAIL FROM:<sender@example.org> RET=FULL ENVID=batch+2B42",
+                         [("RCPT TO:<bad1@example.com> NOTIFY=FAILURE ORCPT=rfc822;orig+40example.net", "250"),
+                          ("RCPT TO:<bad2@example.com> NOTIFY=NEVER", "250"),
+                          ("RCPT TO:<bad3@example.com> NOTIFY=BOGUS", "501")])
         wait_for(lambda: len(self.dsns(sink)) >= 1, timeout=30, what="the DSN")
         time.sleep(1)
         (rec,) = self.dsns(sink)
@@ -113,19 +120,9 @@ class QueuePolicyTest(DaemonTestCase):
         # delivery; NOTIFY=SUCCESS gets a "relayed" report from ringmail, other recipients none.
         sink = self.start_sink()
         d = self.relay(sink.port)
-        c = SmtpConversation(d.port)
-        try:
-            self.assertTrue(c.read_reply().startswith("220"))
-            c.cmd("EHLO client.test")
-            self.assertTrue(c.cmd("MAIL FROM:<sender@example.org>").startswith("250"))
-            self.assertTrue(c.cmd("RCPT TO:<wants@example.com> NOTIFY=SUCCESS,FAILURE").startswith("250"))
-            self.assertTrue(c.cmd("RCPT TO:<quiet@example.com>").startswith("250"))
-            self.assertTrue(c.cmd("DATA").startswith("354"))
-            c.send(dot_stuff(MESSAGE) + b".\r\n")
-            self.assertTrue(c.read_reply().startswith("250"))
-            c.cmd("QUIT")
-        finally:
-            c.close()
+        self.transaction(d.port, "MAIL FROM:<sender@example.org>",
+                         [("RCPT TO:<wants@example.com> NOTIFY=SUCCESS,FAILURE", "250"),
+                          ("RCPT TO:<quiet@example.com>", "250")])
         wait_for(lambda: len(self.dsns(sink)) >= 1, timeout=30, what="the relayed report")
         time.sleep(1)
         (rec,) = self.dsns(sink)
