@@ -199,7 +199,7 @@ void Delivery::park(NextHop& hop, DeliveryWork* w) {
 }
 
 bool Delivery::hop_open(const NextHop& hop) const {
-  return !stopping_ && !hop.suspended && !hop.hosts.empty() && loop_.now() >= hop.retry_at;
+  return !stopping_ && !hop.suspended && !hop.hosts.empty() && !hop.health.in_retry(loop_.now());
 }
 
 void Delivery::refill(NextHop& hop) {
@@ -229,7 +229,7 @@ void Delivery::pump(NextHop& hop) {
   // session that is still opening, within both caps). A destination marked down gets one probe
   // session until a delivery through it works.
   size_t wanted = hop.ready.size() > hop.opening ? hop.ready.size() - hop.opening : 0;
-  unsigned limit = hop.probing ? 1u : static_cast<unsigned>(hop.connector->max_connections_per_destination);
+  unsigned limit = hop.health.session_limit(hop.connector->max_connections_per_destination);
   if (hop.answer && wanted > 0 && hop.resolving == 0 && loop_.now() >= hop.answer_expires) {
     resolve_mx(hop);  // the TTL ran out: the cache answers at once or the lookup runs meanwhile
     if (!hop_open(hop)) return;
@@ -239,7 +239,7 @@ void Delivery::pump(NextHop& hop) {
     shared_.outbound.fetch_add(1, std::memory_order_relaxed);
     ++hop.sessions;
     ++hop.opening;
-    if (hop.answer && hop.consecutive_failures == 0) {
+    if (hop.answer && hop.health.failures_in_walk() == 0) {
       // A fresh walk of the MX list for each new session: equal preferences shuffled at use time.
       bool loop = false;
       std::vector<std::string> names;
@@ -386,7 +386,7 @@ void Delivery::on_recipient_result(DeliveryWork& work, size_t txn_index, const s
                                    const std::string& host, bool next_hop_dsn) {
   NextHop& hop = *work.hop;
   uint32_t rcpt = work.rcpts[txn_index];
-  bool more_hosts = hop.consecutive_failures + 1 < hop.hosts.size();
+  bool more_hosts = hop.health.failures_in_walk() + 1 < hop.hosts.size();
   const auto& env = work.msg->env;
   switch (smtp::disposition(outcome, more_hosts)) {
     case smtp::Disposition::kDelivered:
@@ -515,35 +515,29 @@ void Delivery::defer_all(NextHop& hop, const std::string& host) {
 }
 
 void Delivery::mark_up(NextHop& hop) {
-  hop.consecutive_failures = 0;
-  if (hop.probing) log::info("next hop {} / {}: reachable again", hop.connector->name, hop.destination);
-  hop.probing = false;
-  hop.down_rounds = 0;
+  if (hop.health.delivered()) log::info("next hop {} / {}: reachable again", hop.connector->name, hop.destination);
 }
 
 void Delivery::on_session_result(NextHop& hop, const smtp::DeliveryOutcome& outcome, const std::string& host) {
   if (outcome.kind == smtp::OutcomeKind::kTryNextHost) {
     hop.last_error = fmt::format("{}: {}", host, smtp::describe(outcome));
     log::info("next hop {} / {}: {}; trying the next host", hop.connector->name, hop.destination, hop.last_error);
-    if (loop_.now() < hop.retry_at) {
+    auto verdict = hop.health.host_failed(loop_.now(), hop.hosts.size(), hop.retry,
+                                          std::uniform_real_distribution<double>(0, 1)(rng_));
+    if (verdict == DestinationHealth::Failure::kAlreadyDown) {
       // Already marked down by another session of the same cohort: its work waits with the rest.
       defer_all(hop, host);
       return;
     }
-    ++hop.consecutive_failures;
     ++hop.cursor;
-    if (hop.consecutive_failures >= hop.hosts.size()) {
+    if (verdict == DestinationHealth::Failure::kMarkedDown) {
       // Every host failed in a row: the destination is down (Postfix's dead destination). What
       // waits is deferred instead of hammering it; at the retry time one probe session goes out,
       // and only when it works do the others follow. Each round down backs off further.
-      ++hop.down_rounds;
-      auto delay = queue::retry_delay(hop.retry, hop.down_rounds, std::uniform_real_distribution<double>(0, 1)(rng_));
-      hop.retry_at = loop_.now() + delay;
-      hop.probing = true;
       log::warn("next hop {} / {}: all {} hosts failed; marked down, probe in {} s", hop.connector->name,
-                hop.destination, hop.hosts.size(), duration_cast<seconds>(delay).count());
+                hop.destination, hop.hosts.size(),
+                duration_cast<seconds>(hop.health.retry_at() - loop_.now()).count());
       defer_all(hop, host);
-      hop.consecutive_failures = 0;
     }
   } else if (outcome.ok()) {
     mark_up(hop);
@@ -595,7 +589,7 @@ void Delivery::on_tick() {
   if (!stopping_) {
     serve_starved();
     for (auto& [key, hop] : hops_) {
-      if (hop->hosts.empty() && hop->resolving == 0 && now >= hop->retry_at && !hop->waiting.empty()) {
+      if (hop->hosts.empty() && hop->resolving == 0 && !hop->health.in_retry(now) && !hop->waiting.empty()) {
         if (hop->connector->smart_hosts.empty()) resolve_mx(*hop);
         else resolve_hosts(*hop);
       }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/net.h"
+#include "engine/delivery/destination_health.h"
 #include "engine/delivery/index_list.h"
 #include "engine/delivery/local_submit.h"
 #include "engine/loop/loop.h"
@@ -138,16 +139,13 @@ struct NextHop {
   MonoTime answer_expires{};                         // DNS-routed: look the MX up again after this
   smtp::ClientConfig client;                         // session settings from the connector
   size_t cursor = 0;                                 // next host to connect to
-  unsigned consecutive_failures = 0;                 // sessions that could not use a host, in a row
   std::deque<QueuedWork> waiting;                    // due, body not loaded
   std::deque<DeliveryWork*> ready;                   // body loaded, waiting for a session
   unsigned loading = 0;                              // body reads in flight
   unsigned sessions = 0;                             // sessions open (connecting or connected)
   unsigned opening = 0;                              // of those, not yet ready for a transaction
   std::vector<OutboundSession*> idle;                // connected sessions waiting for work
-  MonoTime retry_at{};                               // in Retry until then (all hosts failed)
-  bool probing = false;                              // marked down: one probe session until one works
-  uint32_t down_rounds = 0;                          // times marked down in a row (back-off step)
+  DestinationHealth health;                          // dead-destination detection: Retry, probing
   bool suspended = false;                            // by an operator: no new sessions, nothing loaded
   bool starved = false;                              // waits in Delivery::starved_ for a session slot
   std::deque<QueuedWork> parked;                     // work of suspended messages

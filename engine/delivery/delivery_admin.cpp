@@ -50,7 +50,7 @@ std::vector<QueueView> Delivery::queue_views() const {
     v.connector = hop->connector->name;
     v.destination = hop->destination;
     if (hop->suspended) v.state = "Suspended";
-    else if (now < hop->retry_at) v.state = "Retry";
+    else if (hop->health.in_retry(now)) v.state = "Retry";
     else if (hop->sessions > 0) v.state = "Active";
     else v.state = "Ready";
     Count c;
@@ -66,7 +66,8 @@ std::vector<QueueView> Delivery::queue_views() const {
     if (c.items > 0) v.oldest = hop->oldest;
     else hop->oldest = WallTime::max();  // empty: start over
     v.last_error = hop->last_error.empty() ? hop->no_hosts_reason : hop->last_error;
-    if (now < hop->retry_at) v.next_retry = wall_now + duration_cast<milliseconds>(hop->retry_at - now);
+    if (hop->health.in_retry(now))
+      v.next_retry = wall_now + duration_cast<milliseconds>(hop->health.retry_at() - now);
     out.push_back(std::move(v));
   }
   return out;
@@ -125,7 +126,7 @@ static size_t release_deferred(std::vector<DeferredWork>& heap, Pred pred, std::
 bool Delivery::retry_queue(const std::string& queue_id) {
   NextHop* hop = hop_by_id(queue_id);
   if (!hop) return false;
-  hop->retry_at = {};
+  hop->health.retry_now();
   std::vector<NextHop*> touched;
   size_t n = release_deferred(deferred_, [&](const DeferredWork& d) { return d.hop == hop; }, &touched);
   log::info("queue {}: retry now (administrator; {} deferred item(s))", queue_id, n);

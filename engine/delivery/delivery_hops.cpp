@@ -142,9 +142,8 @@ void Delivery::on_mx(NextHop& hop, std::shared_ptr<const routing::dns::MxAnswer>
       hop.hosts.clear();
       hop.no_hosts_reason = what;
       hop.last_error = "DNS: " + what;
-      ++hop.down_rounds;
-      auto delay = queue::retry_delay(hop.retry, hop.down_rounds, std::uniform_real_distribution<double>(0, 1)(rng_));
-      hop.retry_at = now + delay;
+      hop.health.lookup_failed(now, hop.retry, std::uniform_real_distribution<double>(0, 1)(rng_));
+      auto delay = hop.health.retry_at() - now;
       log::warn("next hop {} / {}: DNS lookup failed temporarily ({}); retry in {} s", hop.connector->name,
                 hop.destination, what, duration_cast<seconds>(delay).count());
       defer_all(hop, {});
@@ -206,7 +205,7 @@ void Delivery::resolve_hosts(NextHop& hop) {
       collect_smart_hosts(*h, *results);
       if (h->hosts.empty()) {
         // Nothing to connect to: try the names again after the back-off; the mail waits.
-        h->retry_at = loop_.now() + queue::retry_delay(h->retry, 1, 0.5);
+        h->health.wait_until(loop_.now() + queue::retry_delay(h->retry, 1, 0.5));
         return;
       }
       h->no_hosts_reason.clear();
