@@ -137,10 +137,13 @@ class SmtpConversation:
 
 
 class DaemonTestCase(unittest.TestCase):
-    """A test case with a temporary directory removed afterwards."""
+    """A test case with a temporary directory removed afterwards. The removal is the first cleanup
+    registered, so it runs last: peers a test registers a stop for (addCleanup) are stopped while
+    their files still exist."""
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="ringmail-it-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.daemons = []
 
     def tearDown(self):
@@ -150,7 +153,6 @@ class DaemonTestCase(unittest.TestCase):
                     d.kill9()
             except Exception:
                 pass
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def start_daemon(self, *args, **kw):
         d = Daemon(self.tmp, args=args, **kw)

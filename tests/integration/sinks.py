@@ -256,10 +256,30 @@ class PostfixInstance:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         subprocess.run([self.SCRIPT, "start", self.dir], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_for(lambda: port_open(self.port), timeout=timeout, what="postfix smtpd listening")
+        self.master_pid = self._master_pid()
         return self
+
+    def _master_pid(self):
+        try:
+            with open(os.path.join(self.dir, "queue", "pid", "master.pid")) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def stop(self):
         subprocess.run([self.SCRIPT, "stop", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        # If the instance could not be stopped through its own configuration, end its master (the one
+        # this object started, by PID); its children follow it.
+        pid = getattr(self, "master_pid", None)
+        if pid:
+            try:
+                os.kill(pid, 0)
+                wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=5, what="postfix master to exit")
+            except (OSError, TimeoutError):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
 
     def held(self):
         out = subprocess.run([self.SCRIPT, "count", self.dir], stdout=subprocess.PIPE).stdout.decode()
