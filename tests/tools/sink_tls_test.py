@@ -9,13 +9,13 @@ usage: sink_tls_test.py /path/to/ringmail-sink /path/to/ringmail-inject
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
+
+import sink_integration_test as base
 
 SINK = None
 INJECT = None
@@ -31,39 +31,17 @@ def make_certificate(directory):
     return cert, key
 
 
-class Sink:
-    """One ringmail-sink process in its own temporary directory."""
-
-    def __init__(self, directory, *args):
-        self.ready = os.path.join(directory, "ready")
-        self.stats = os.path.join(directory, "stats")
-        for f in (self.ready, self.stats):
-            if os.path.exists(f):
-                os.unlink(f)
-        cmd = [SINK, "--listen", "127.0.0.1:0", "--ready-file", self.ready, "--stats-file", self.stats, "--quiet"]
-        self.proc = subprocess.Popen(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.ready):  # bounded wait for the atomically written file
-            if self.proc.poll() is not None:
-                raise RuntimeError("sink exited: " + self.proc.stderr.read())
-            if time.monotonic() > deadline:
-                raise RuntimeError("sink did not write its ready file")
-            time.sleep(0.02)
-        with open(self.ready) as f:
-            self.port = int(f.readline().strip().rsplit(":", 1)[1])
+class Sink(base.Sink):
+    """sink_integration_test's Sink (own temporary directory, --ready-file, --stats-file); stop()
+    here insists on exit code 0 and returns the final counters with the summary output."""
 
     def stop(self):
-        """SIGTERM, wait, and return the final counters (written at exit)."""
-        self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=20)
-        assert self.proc.returncode == 0, out
-        with open(self.stats) as f:
-            return dict((k, int(v)) for k, v in (line.strip().split("=") for line in f if "=" in line)), out
+        rc, out, err = super().stop()
+        assert rc == 0, out + err
+        return self.counters(), out
 
     def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.communicate(timeout=20)  # reaps it and closes the pipes
+        self.close()
 
 
 class SinkTlsTest(unittest.TestCase):
@@ -78,7 +56,7 @@ class SinkTlsTest(unittest.TestCase):
 
     def start(self, *args, tls=True):
         extra = ["--tls-cert", self.cert, "--tls-key", self.key] if tls else []
-        sink = Sink(self.dir, *(extra + list(args)))
+        sink = Sink(*(extra + list(args)))
         self.addCleanup(sink.kill)
         return sink
 
@@ -177,4 +155,5 @@ class SinkTlsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     SINK, INJECT = sys.argv[1], sys.argv[2]
+    base.SINK = os.path.abspath(SINK)
     unittest.main(argv=sys.argv[:1], verbosity=2)
