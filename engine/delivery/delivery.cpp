@@ -294,13 +294,18 @@ void Delivery::load(NextHop& hop, QueuedWork qw) {
 // to a next hop that announces DSN (the client session sends them only then).
 void Delivery::set_recipients(DeliveryWork& w) {
   const auto& env = w.msg->env;
+  w.txn.recipients.clear();
+  if (!env.has_dsn_params()) {  // the usual case: nothing to format
+    w.txn.dsn_mail_params.clear();
+    for (uint32_t r : w.rcpts) w.txn.recipients.push_back({env.rcpts[r], {}});
+    return;
+  }
   auto drop_space = [](std::string s) { return s.empty() ? s : s.substr(1); };
   queue::dsn::MailParams mp;
   mp.ret = static_cast<queue::dsn::Ret>(env.dsn_ret);
   mp.envid = env.envid;
   mp.has_envid = !env.envid.empty();
   w.txn.dsn_mail_params = drop_space(queue::dsn::format_mail_params(mp));
-  w.txn.recipients.clear();
   for (uint32_t r : w.rcpts) {
     std::string params;
     if (r < env.rcpt_dsn.size()) {
