@@ -34,6 +34,7 @@ void TcpConnection::on_recv(const io_uring_cqe& cqe) {
   if (cqe.flags & IORING_CQE_F_BUFFER) {
     auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
     if (cqe.res > 0 && state_ == State::kOpen && !ignore_input_) {
+      last_activity_ = loop_.now();
       std::string_view bytes(loop_.buffer(bid), static_cast<size_t>(cqe.res));
       if (tls_) on_tls_input(bytes, false);
       else handler_.on_data(bytes);
@@ -83,6 +84,7 @@ void TcpConnection::flush() {
     pending = &wire_;
   }
   if (send_in_flight_ || pending->empty()) return;
+  last_activity_ = loop_.now();
   sending_.swap(*pending);
   pending->clear();
   send_offset_ = 0;
@@ -111,10 +113,14 @@ Status TcpConnection::start_tls(tls::TlsContext& context, const tls::ClientParam
 
 void TcpConnection::on_tls_input(std::string_view ciphertext, bool eof) {
   if (tls_failed_reported_) return;
-  if (eof) tls_->feed_eof();
-  else tls_->feed(ciphertext);
   plain_.clear();
-  tls::TlsState st = tls_->read(plain_);
+  tls::TlsState st;
+  if (eof) {
+    tls_->feed_eof();
+    st = tls_->read(plain_);
+  } else {
+    st = tls_->read_input(ciphertext, plain_);  // read in place from the ring's buffer
+  }
   flush();  // handshake messages, alerts, or nothing
   if (st == tls::TlsState::kFailed) {
     tls_failed_reported_ = true;
@@ -136,6 +142,19 @@ void TcpConnection::on_tls_input(std::string_view ciphertext, bool eof) {
 }
 
 void TcpConnection::release_idle_buffers() {
+  if (state_ != State::kOpen) return;
+  idle_since_ = loop_.now();
+  loop_.timers().arm(idle_release_, idle_since_, kIdleRelease);
+}
+
+void TcpConnection::IdleRelease::fire() {
+  // Traffic after the owner went idle: it is busy again and will call release_idle_buffers() at
+  // its next idle point.
+  if (conn->state_ != State::kOpen || conn->last_activity_ > conn->idle_since_) return;
+  conn->release_buffers_now();
+}
+
+void TcpConnection::release_buffers_now() {
   if (tls_) tls_->release_buffers();
   if (out_.empty()) std::string().swap(out_);
   if (wire_.empty()) std::string().swap(wire_);
@@ -199,6 +218,7 @@ void TcpConnection::abort() {
 
 void TcpConnection::begin_close() {
   state_ = State::kClosing;
+  loop_.timers().cancel(idle_release_);
   if (recv_armed_) {
     io_uring_sqe* s = loop_.sqe_for(&cancel_op_);
     io_uring_prep_cancel(s, &recv_op_, 0);

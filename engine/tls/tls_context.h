@@ -1,8 +1,10 @@
 // A TLS context of one worker thread (platform-notes §2.3: one SSL_CTX per worker, built from the
 // same settings, never one per connection), in one of two roles: a server context with our
 // certificate and key (the SMTP listener's STARTTLS), or a client context with the trust store
-// used by `verify` sessions (system store or a CA file) and the client session-resumption cache.
-// Construction may fail with a clear error (start-up only); nothing here does I/O after that.
+// used by `verify` sessions (system store or a CA file, loaded by the first one) and the client
+// session-resumption cache.
+// Construction may fail with a clear error; the only I/O after it is the one-time trust-store load
+// of the first verifying session.
 #pragma once
 
 #include <memory>
@@ -44,6 +46,9 @@ class TlsContext {
   // Client role: resumable sessions by next hop (filled from OpenSSL's new-session callback).
   SessionCache& sessions() { return cache_; }
   const std::string& ca_file() const { return ca_file_; }
+  // Client role: loads the trust store (the CA file, or the system store) on first use; later
+  // calls are free. Fails with a clear error when the file cannot be read or parsed.
+  Status ensure_trust_store();
 
  private:
   TlsContext(Role role, SSL_CTX* ctx, size_t cache_size) : role_(role), ctx_(ctx), cache_(cache_size) {}
@@ -52,6 +57,7 @@ class TlsContext {
   SSL_CTX* ctx_;        // owned
   SessionCache cache_;  // client role only; empty for servers
   std::string ca_file_; // client: the configured CA file (empty: system store)
+  bool trust_loaded_ = false;  // ensure_trust_store() succeeded
 };
 
 // The OpenSSL error queue as one line ("error:0A000086:SSL routines::certificate verify failed"),

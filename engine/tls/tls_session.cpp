@@ -8,7 +8,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 
 namespace ringmail::tls {
 
@@ -26,15 +28,61 @@ std::string_view failure_kind_name(FailureKind k) {
   return kNames[static_cast<size_t>(k)];
 }
 
-namespace {
-
-BIO* new_input_bio() {
-  BIO* b = BIO_new(BIO_s_mem());
-  if (b != nullptr) BIO_set_mem_eof_return(b, -1);  // empty means "retry" (WANT_READ), not EOF
-  return b;
-}
-
-}  // namespace
+// The session's own BIO (one object for both directions; platform-notes §2.1 mentions the idea):
+// OpenSSL reads ciphertext straight from the chunk the ring received and appends its records to
+// the session's output string. Memory BIOs copied every byte once more each way and zero-filled
+// every buffer they grew into (BUF_MEM_grow_clean); under a TLS relay load that showed up next to
+// the cipher itself.
+struct TlsSession::Io {
+  static BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* made = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ringmail session");
+      if (made != nullptr) {
+        BIO_meth_set_write(made, &Io::write);
+        BIO_meth_set_read(made, &Io::read);
+        BIO_meth_set_ctrl(made, &Io::ctrl);
+        BIO_meth_set_create(made, [](BIO* b) {
+          BIO_set_init(b, 1);
+          return 1;
+        });
+      }
+      return made;
+    }();  // created once per process and shared by every thread (OpenSSL caps BIO type indices)
+    return m;
+  }
+  static TlsSession* session(BIO* b) { return static_cast<TlsSession*>(BIO_get_data(b)); }
+  static int read(BIO* b, char* out, int len) {
+    TlsSession* s = session(b);
+    BIO_clear_retry_flags(b);
+    if (s == nullptr || len <= 0) return 0;
+    if (s->in_.empty()) {
+      if (s->eof_fed_) return 0;  // the peer closed: OpenSSL sees EOF
+      BIO_set_retry_read(b);      // WANT_READ until more arrives
+      return -1;
+    }
+    size_t n = std::min(s->in_.size(), static_cast<size_t>(len));
+    std::memcpy(out, s->in_.data(), n);
+    s->in_.remove_prefix(n);
+    return static_cast<int>(n);
+  }
+  static int write(BIO* b, const char* data, int len) {
+    TlsSession* s = session(b);
+    BIO_clear_retry_flags(b);
+    if (s == nullptr || len < 0) return -1;
+    s->out_.append(data, static_cast<size_t>(len));  // never short: output is queued in memory
+    return len;
+  }
+  static long ctrl(BIO* b, int cmd, long, void*) {
+    TlsSession* s = session(b);
+    switch (cmd) {
+      case BIO_CTRL_FLUSH: return 1;
+      case BIO_CTRL_PENDING: return s ? static_cast<long>(s->in_.size()) : 0;
+      case BIO_CTRL_WPENDING: return s ? static_cast<long>(s->out_.size()) : 0;
+      case BIO_CTRL_EOF: return s && s->in_.empty() && s->eof_fed_ ? 1 : 0;
+      default: return 0;  // no push/pop, no dup, no kTLS
+    }
+  }
+};
 
 TlsSession::TlsSession(TlsContext& context) : context_(context) {}
 
@@ -46,17 +94,18 @@ TlsSession::~TlsSession() {
 Status TlsSession::start_common() {
   if (ssl_ != nullptr) return make_error("TLS session already started");
   ERR_clear_error();
+  BIO_METHOD* method = Io::method();
+  if (method == nullptr) return make_error("BIO_meth_new: {}", take_openssl_errors("out of memory"));
   ssl_ = SSL_new(context_.native());
   if (ssl_ == nullptr) return make_error("SSL_new: {}", take_openssl_errors("out of memory"));
-  rbio_ = new_input_bio();
-  wbio_ = BIO_new(BIO_s_mem());
-  if (rbio_ == nullptr || wbio_ == nullptr) {
-    BIO_free(rbio_);
-    BIO_free(wbio_);
-    rbio_ = wbio_ = nullptr;
-    return make_error("BIO_new: out of memory");
+  BIO* bio = BIO_new(method);
+  if (bio == nullptr) {
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+    return make_error("BIO_new: {}", take_openssl_errors("out of memory"));
   }
-  SSL_set_bio(ssl_, rbio_, wbio_);  // the SSL owns both now
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);  // one object both ways; the SSL owns its one reference
   SSL_set_app_data(ssl_, this);
   state_ = TlsState::kHandshaking;
   return {};
@@ -64,6 +113,9 @@ Status TlsSession::start_common() {
 
 Status TlsSession::start_client(const ClientParams& params) {
   if (context_.role() != Role::kClient) return make_error("start_client on a server TLS context");
+  if (params.verify) {
+    if (auto t = context_.ensure_trust_store(); !t) return t;
+  }
   if (auto s = start_common(); !s) return s;
   if (!params.sni.empty() && SSL_set_tlsext_host_name(ssl_, std::string(params.sni).c_str()) != 1)
     return make_error("SNI {}: {}", params.sni, take_openssl_errors("refused"));
@@ -98,12 +150,33 @@ Status TlsSession::start_server() {
 
 void TlsSession::feed(std::string_view ciphertext) {
   if (ssl_ == nullptr || ciphertext.empty()) return;
-  BIO_write(rbio_, ciphertext.data(), static_cast<int>(ciphertext.size()));  // a mem BIO takes all
+  held_in_.append(ciphertext);
 }
 
 void TlsSession::feed_eof() {
   if (ssl_ == nullptr) return;
-  BIO_set_mem_eof_return(rbio_, 0);  // lets OpenSSL see the EOF once the buffered bytes are read
+  eof_fed_ = true;  // OpenSSL sees the EOF once the bytes before it are read
+}
+
+TlsState TlsSession::read_input(std::string_view ciphertext, std::string& plain) {
+  if (ssl_ == nullptr || !held_in_.empty()) {
+    feed(ciphertext);
+    return read(plain);
+  }
+  // Nothing held back: OpenSSL reads the caller's chunk in place; only what it leaves is kept.
+  in_ = ciphertext;
+  TlsState st = advance(plain);
+  held_in_.assign(in_);
+  in_ = {};
+  return st;
+}
+
+TlsState TlsSession::read(std::string& plain) {
+  in_ = held_in_;
+  TlsState st = advance(plain);
+  held_in_.erase(0, held_in_.size() - in_.size());
+  in_ = {};
+  return st;
 }
 
 void TlsSession::fail(FailureKind kind, std::string text) {
@@ -131,7 +204,7 @@ void TlsSession::classify_handshake_failure() {
   fail(FailureKind::kHandshake, take_openssl_errors("no detail from OpenSSL"));
 }
 
-TlsState TlsSession::read(std::string& plain) {
+TlsState TlsSession::advance(std::string& plain) {
   if (state_ == TlsState::kHandshaking) {
     ERR_clear_error();
     int r = SSL_do_handshake(ssl_);
@@ -152,14 +225,19 @@ TlsState TlsSession::read(std::string& plain) {
     state_ = TlsState::kEstablished;
   }
   if (state_ != TlsState::kEstablished) return state_;
-  constexpr size_t kChunk = 16 * 1024;  // one TLS record at most
+  // Records are decrypted into a per-thread scratch buffer and appended: growing `plain` by a whole
+  // record per call would zero 16 KiB each time (it showed as the top user-space cost under load).
+  thread_local std::array<char, 16 * 1024> scratch;  // one TLS record at most
   for (;;) {
-    size_t old = plain.size();
-    plain.resize(old + kChunk);
     ERR_clear_error();
-    int n = SSL_read(ssl_, plain.data() + old, static_cast<int>(kChunk));
-    plain.resize(old + (n > 0 ? static_cast<size_t>(n) : 0));
-    if (n > 0) continue;
+    int n = SSL_read(ssl_, scratch.data(), static_cast<int>(scratch.size()));
+    if (n > 0) {
+      plain.append(scratch.data(), static_cast<size_t>(n));
+      // Nothing decrypted left in OpenSSL and no input left: the next SSL_read could only say
+      // WANT_READ (after feed_eof it goes on, so that the EOF is seen).
+      if (in_.empty() && SSL_pending(ssl_) == 0 && !eof_fed_) return state_;
+      continue;
+    }
     int e = SSL_get_error(ssl_, n);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return state_;
     if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
@@ -190,37 +268,27 @@ void TlsSession::close() {
   if (state_ != TlsState::kEstablished && state_ != TlsState::kClosed) return;  // broken: not resumable
   clean_ = true;
   ERR_clear_error();
-  SSL_shutdown(ssl_);  // queues close_notify into wbio; we do not wait for the peer's
+  SSL_shutdown(ssl_);  // queues close_notify into our output; we do not wait for the peer's
   ERR_clear_error();
 }
 
-bool TlsSession::has_output() const { return wbio_ != nullptr && BIO_ctrl_pending(wbio_) > 0; }
+bool TlsSession::has_output() const { return !out_.empty(); }
 
 void TlsSession::take_output(std::string& out) {
-  if (wbio_ == nullptr) return;
-  size_t pending = BIO_ctrl_pending(wbio_);
-  if (pending == 0) return;
-  size_t old = out.size();
-  out.resize(old + pending);
-  int n = BIO_read(wbio_, out.data() + old, static_cast<int>(pending));
-  out.resize(old + (n > 0 ? static_cast<size_t>(n) : 0));
+  if (out_.empty()) return;
+  if (out.empty()) {
+    out.swap(out_);  // no copy; the caller's spare capacity comes back for the next records
+  } else {
+    out.append(out_);
+  }
+  out_.clear();
 }
 
 void TlsSession::release_buffers() {
-  // A drained mem BIO keeps its largest buffer; fresh BIOs hold none. SSL_set0_*bio frees the old.
   if (ssl_ == nullptr || state_ != TlsState::kEstablished) return;
-  if (BIO_ctrl_pending(rbio_) == 0) {
-    if (BIO* fresh = new_input_bio()) {
-      SSL_set0_rbio(ssl_, fresh);
-      rbio_ = fresh;
-    }
-  }
-  if (BIO_ctrl_pending(wbio_) == 0) {
-    if (BIO* fresh = BIO_new(BIO_s_mem())) {
-      SSL_set0_wbio(ssl_, fresh);
-      wbio_ = fresh;
-    }
-  }
+  SSL_free_buffers(ssl_);  // the record buffers; refused (harmlessly) while a record is half read
+  if (out_.empty()) std::string().swap(out_);
+  if (held_in_.empty()) std::string().swap(held_in_);
 }
 
 std::string_view TlsSession::version() const { return ssl_ && state_ != TlsState::kIdle ? SSL_get_version(ssl_) : ""; }

@@ -1,5 +1,6 @@
-// One TLS session over memory BIOs (platform-notes §2.1), for either role. It has no I/O of its
-// own: the transport feeds it the ciphertext it received (feed), reads plaintext out (read), hands
+// One TLS session over our own in-memory BIO (the pattern of platform-notes §2.1 without the copies
+// of BIO_s_mem), for either role. It has no I/O of its own: the transport hands it the ciphertext
+// it received (read_input, or feed + read) and gets plaintext back, hands
 // it plaintext to encrypt (write) and sends whatever ciphertext it produced (take_output). The
 // handshake advances inside read(); its result says which check failed when it fails. Never
 // throws; OpenSSL's error queue is emptied into the failure text. Not thread-safe (one worker).
@@ -61,22 +62,25 @@ class TlsSession {
   // Starts in the server role; waits for the ClientHello.
   Status start_server();
 
-  // Ciphertext received from the peer. Call read() afterwards.
+  // Ciphertext received from the peer (copied). Call read() afterwards.
   void feed(std::string_view ciphertext);
   // The peer closed its side of the TCP connection.
   void feed_eof();
   // Advances the handshake and appends any decrypted application data to `plain`. Returns the state
   // afterwards; output (handshake messages, alerts) may be waiting in take_output() either way.
   TlsState read(std::string& plain);
+  // feed() + read() without the copy: OpenSSL reads `ciphertext` in place during the call, and
+  // only the bytes it leaves (a partial record) are kept for next time.
+  TlsState read_input(std::string_view ciphertext, std::string& plain);
   // Encrypts `plain` (only once established; otherwise an error). The records go to take_output().
   Status write(std::string_view plain);
   // Queues close_notify, so the session may be resumed later; harmless in any state.
   void close();
 
   bool has_output() const;
-  // Appends the ciphertext waiting to be sent to `out` and empties the output BIO.
+  // Appends the ciphertext waiting to be sent to `out` (swaps when `out` is empty) and empties ours.
   void take_output(std::string& out);
-  // Returns the memory BIOs' buffers to the allocator when nothing is pending (idle sessions).
+  // Returns OpenSSL's record buffers and our empty input/output strings to the allocator (idle).
   void release_buffers();
 
   TlsState state() const { return state_; }
@@ -97,20 +101,24 @@ class TlsSession {
   bool on_new_session(SSL_SESSION* session);
 
  private:
+  struct Io;  // our BIO method: reads in_, appends to out_
   Status start_common();
+  TlsState advance(std::string& plain);  // the handshake, then SSL_read until in_ is used up
   void fail(FailureKind kind, std::string text);
   void classify_handshake_failure();
 
   TlsContext& context_;        // role, trust store, session cache
-  SSL* ssl_ = nullptr;         // owns both BIOs
-  BIO* rbio_ = nullptr;        // network → SSL (ciphertext in)
-  BIO* wbio_ = nullptr;        // SSL → network (ciphertext out)
+  SSL* ssl_ = nullptr;         // owns our BIO (one object both ways)
+  std::string_view in_;        // ciphertext OpenSSL reads next (a received chunk or held_in_), during read only
+  std::string held_in_;        // ciphertext received but not yet read (feed(), or a partial record)
+  std::string out_;            // ciphertext OpenSSL produced, not yet taken
   TlsState state_ = TlsState::kIdle;      // see TlsState
   FailureKind failure_ = FailureKind::kNone;  // set with state_ = kFailed
   std::string failure_text_;   // which check failed, with OpenSSL's words
   std::string cache_key_;      // client: next hop key for the session cache
   bool verify_ = false;        // client: chain and name are checked
   bool clean_ = false;         // close() queued close_notify: SSL_free keeps the session resumable
+  bool eof_fed_ = false;       // feed_eof() was called: read() must go on until OpenSSL reports it
 };
 
 }  // namespace ringmail::tls

@@ -266,9 +266,8 @@ SessionStatus LoadLoop::deliver(Slot& slot, std::string_view bytes, std::string*
     SessionStatus s = slot.session->on_bytes(bytes, to_ns(now_));
     return s == SessionStatus::kStartTls ? begin_tls(slot, why) : s;
   }
-  slot.tls->feed(bytes);
   plain_.clear();
-  tls::TlsState st = slot.tls->read(plain_);
+  tls::TlsState st = slot.tls->read_input(bytes, plain_);
   if (st == tls::TlsState::kFailed) {
     if (!slot.tls_ready) ++stats_.tls_failures;
     *why = slot.tls->failure_text();

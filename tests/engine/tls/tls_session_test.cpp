@@ -1,6 +1,7 @@
 // TlsSession and TlsContext: a client and a server session pumped against each other in memory,
 // covering each failure the policy layer needs to tell apart, resumption and buffer release.
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 #include <malloc.h>
 
 #include "engine/tls/tls_context.h"
@@ -172,6 +173,34 @@ TEST_F(TlsSessionTest, WrongRoleIsRefused) {
   EXPECT_FALSE(w.write("x").ok());  // not started
 }
 
+// read_input() reads the caller's chunk in place and keeps only what OpenSSL left (a partial
+// record): ciphertext cut into pieces of any size, including one byte at a time, gives back the
+// exact plaintext, and the pieces' memory is not needed after each call.
+TEST_F(TlsSessionTest, ReadInputReassemblesRecordsCutAnywhere) {
+  auto s = server_ctx(certs_.self_signed_cert_file(), certs_.self_signed_key_file());
+  auto c = client_ctx("");
+  Pair p(*c, *s);
+  ASSERT_TRUE(p.server.start_server().ok());
+  ASSERT_TRUE(p.client.start_client({"mx.example.test", false, {}, {}}).ok());
+  p.run();
+  ASSERT_TRUE(p.client.established()) << p.client.failure_text();
+  std::string sent;
+  for (int i = 0; sent.size() < 40000; ++i) sent += fmt::format("250-line {} of a long reply\r\n", i);
+  for (size_t piece : {size_t{1}, size_t{5}, size_t{7}, size_t{1000}, size_t{4096}, size_t{70000}}) {
+    ASSERT_TRUE(p.server.write(sent).ok());
+    std::string wire;
+    p.server.take_output(wire);
+    ASSERT_GT(wire.size(), sent.size());  // three records and their overhead
+    std::string got;
+    for (size_t at = 0; at < wire.size(); at += piece) {
+      std::string chunk = wire.substr(at, piece);  // freed right after the call
+      EXPECT_NE(p.client.read_input(chunk, got), TlsState::kFailed) << p.client.failure_text();
+    }
+    EXPECT_EQ(got.size(), sent.size()) << "pieces of " << piece;
+    EXPECT_TRUE(got == sent) << "pieces of " << piece;
+  }
+}
+
 TEST_F(TlsSessionTest, ServerContextRefusesAMismatchedKey) {
   auto r = TlsContext::server({certs_.cert_file(), certs_.self_signed_key_file()});
   ASSERT_FALSE(r.ok());
@@ -180,8 +209,16 @@ TEST_F(TlsSessionTest, ServerContextRefusesAMismatchedKey) {
   auto missing = TlsContext::server({certs_.dir() + "/nope.pem", certs_.key_file()});
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message().find("nope.pem"), std::string::npos);
+  // A client context loads its trust store with the first verifying session: a missing CA file
+  // fails that session with the file's name, and a session that does not verify never reads it.
   auto ca = TlsContext::client({certs_.dir() + "/missing-ca.pem", 16});
-  EXPECT_FALSE(ca.ok());
+  ASSERT_TRUE(ca.ok());
+  TlsSession plain(**ca);
+  EXPECT_TRUE(plain.start_client({"mx.example.test", false, {}, {}}).ok());
+  TlsSession verifying(**ca);
+  Status st = verifying.start_client({"mx.example.test", true, "mx.example.test", {}});
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("missing-ca.pem"), std::string::npos) << st.error().message();
 }
 
 // One full session per round (the first with s, the second with s2, by default s too); returns
