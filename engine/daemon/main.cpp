@@ -269,4 +269,14 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
+// jemalloc's defaults for the daemon (MALLOC_CONF still overrides them): a background thread that
+// returns freed pages to the system after their decay time. Without it pages freed after a burst
+// (TLS record buffers of sessions that went idle, for one) stay resident until the allocator is
+// next busy. 400 idle inbound TLS sessions on one worker: 30.4 KiB of RSS each without it, 20.7
+// KiB 25 s later with it. Unused when the daemon is built without jemalloc.
+extern "C" {
+extern const char* malloc_conf;
+const char* malloc_conf = "background_thread:true";
+}
+
 int main(int argc, char** argv) { return run(argc, argv); }
