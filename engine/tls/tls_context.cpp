@@ -28,11 +28,7 @@ SSL_CTX* new_common_ctx(const SSL_METHOD* method) {
   if (ctx == nullptr) return nullptr;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   // Many SMTP peers close without close_notify after QUIT; without this OpenSSL 3 reports an error.
-  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // TLS 1.3 suites: AES-128-GCM first (OpenSSL's default puts AES-256 first). Both are standard and
-  // strong; 128 does 10 AES rounds instead of 14, and mail relays move bulk data. Servers prefer
-  // their own order, so clients with OpenSSL's default list get AES-128 too.
-  SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
   // Not SSL_MODE_RELEASE_BUFFERS: it frees and re-allocates the 16 KiB record buffers after every
   // record, which under load cost more than the cipher. Idle sessions give them back instead
   // (TlsSession::release_buffers → SSL_free_buffers; ≈44 KiB → ≈28 KiB per session, §2.2).
