@@ -83,7 +83,7 @@ struct Connector {
   std::optional<SmartHostAuth> auth;             // SMTP AUTH toward smart hosts
   bool auth_allow_plaintext = false;             // AUTH may be sent without TLS (explicit opt-in)
   uint32_t max_connections_per_destination = 20; // concurrent sessions per next hop
-  uint32_t max_messages_per_connection = 100;    // then QUIT and reconnect
+  uint32_t max_messages_per_connection = 1000;   // then QUIT and reconnect
   uint32_t max_recipients_per_transaction = 100; // RCPT TO commands per MAIL transaction
   std::chrono::seconds connection_idle_timeout{10};  // idle pooled session is closed after this
   ConnectorTimeouts timeouts;                    // per-command timeouts of outbound sessions

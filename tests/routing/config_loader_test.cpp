@@ -64,7 +64,7 @@ address_spaces = ["*"]
   EXPECT_EQ(c.max_message_size, 0u);
   EXPECT_EQ(c.tls, TlsPolicy::kOpportunistic);
   EXPECT_EQ(c.max_connections_per_destination, 20u);
-  EXPECT_EQ(c.max_messages_per_connection, 100u);
+  EXPECT_EQ(c.max_messages_per_connection, 1000u);
   EXPECT_EQ(c.max_recipients_per_transaction, 100u);
   EXPECT_EQ(c.connection_idle_timeout, std::chrono::seconds(10));
   EXPECT_FALSE(c.protocol_log);
