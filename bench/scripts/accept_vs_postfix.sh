@@ -6,6 +6,8 @@
 #   bench/scripts/accept_vs_postfix.sh [MESSAGES]
 # RINGMAIL_BUILD picks the build (default build/release). RINGMAIL_COMPARE=<other build dir> also runs
 # that build's ringmail right after, in the same run, for A/B comparisons of spool changes.
+# RINGMAIL_ARGS / RINGMAIL_COMPARE_ARGS add daemon flags to either run, e.g. the same build twice:
+#   RINGMAIL_COMPARE=build/release RINGMAIL_COMPARE_ARGS="--workers 1" bench/scripts/accept_vs_postfix.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-100000}
@@ -13,6 +15,8 @@ SIZE=5120
 CONNS=20
 BUILD=${RINGMAIL_BUILD:-build/release}
 COMPARE=${RINGMAIL_COMPARE:-}
+read -r -a ARGS_a <<< "${RINGMAIL_ARGS:-}"
+read -r -a ARGS_b <<< "${RINGMAIL_COMPARE_ARGS:-}"
 [ -x "$BUILD/engine/ringmail" ] || ./scripts/build.sh release >/dev/null
 work=$(mktemp -d /var/tmp/ringmail-bench.XXXXXX)
 chmod 755 "$work"  # Postfix daemons (user postfix) must reach its queue below
@@ -51,10 +55,11 @@ rm -rf "$work/postfix/queue"  # Postfix's 100k queue files are counted; drop the
 # run_ringmail BUILD TAG: sets secs_TAG, count_TAG; keeps the daemon's log in $work/ringmail-TAG.log.
 run_ringmail() {
   local build=$1 tag=$2 port t0 t1
+  local -n extra="ARGS_$tag"
   settle
   port=$(free_port)
   "$build/engine/ringmail" --listen "127.0.0.1:$port" --spool "$work/spool-$tag" --hold \
-    --hostname bench.local --ready-file "$work/ready-$tag" 2> "$work/ringmail-$tag.log" &
+    --hostname bench.local --ready-file "$work/ready-$tag" ${extra[@]+"${extra[@]}"} 2> "$work/ringmail-$tag.log" &
   rm_pid=$!
   for _ in $(seq 100); do [ -f "$work/ready-$tag" ] && break; sleep 0.05; done
   t0=$(date +%s.%N)
@@ -72,12 +77,12 @@ run_ringmail "$BUILD" a
 pf_rate=$(rate "$N" "$pf_secs"); rm_rate=$(rate "$N" "$secs_a")
 printf '%-10s %9s %10s %12s\n' system seconds "msgs/s" queued
 printf '%-10s %9.2f %10s %12s\n' postfix "$pf_secs" "$pf_rate" "$pf_count"
-printf '%-10s %9.2f %10s %12s\n' ringmail "$secs_a" "$rm_rate" "$count_a"
+printf '%-10s %9.2f %10s %12s   %s\n' ringmail "$secs_a" "$rm_rate" "$count_a" "${RINGMAIL_ARGS:-}"
 grep -h "spool writer" "$work/ringmail-a.log" | sed 's/^.*info: /ringmail /'
 echo "ratio ringmail/postfix: $(/usr/bin/python3 -c "print(f'{$rm_rate/$pf_rate:.1f}x')")"
 if [ -n "$COMPARE" ]; then
   cmp_rate=$(rate "$N" "$secs_b")
-  printf '%-10s %9.2f %10s %12s   (%s)\n' compare "$secs_b" "$cmp_rate" "$count_b" "$COMPARE"
+  printf '%-10s %9.2f %10s %12s   (%s) %s\n' compare "$secs_b" "$cmp_rate" "$count_b" "$COMPARE" "${RINGMAIL_COMPARE_ARGS:-}"
   grep -h "spool writer" "$work/ringmail-b.log" | sed 's/^.*info: /compare  /'
   echo "ratio compare/postfix: $(/usr/bin/python3 -c "print(f'{$cmp_rate/$pf_rate:.1f}x')")"
   [ "$count_b" -eq "$N" ] || { echo "compare build queued $count_b of $N" >&2; exit 1; }
