@@ -155,6 +155,7 @@ void TcpConnection::IdleRelease::fire() {
 }
 
 void TcpConnection::release_buffers_now() {
+  ++idle_releases_;
   if (tls_) tls_->release_buffers();
   if (out_.empty()) std::string().swap(out_);
   if (wire_.empty()) std::string().swap(wire_);

@@ -71,6 +71,7 @@ class TcpConnection {
   // CPU than the encryption did.
   void release_idle_buffers();
   static constexpr std::chrono::milliseconds kIdleRelease{500};
+  unsigned idle_releases() const { return idle_releases_; }  // times the buffers were released
   int fd() const { return fd_; }
   size_t queued_bytes() const { return out_.size() + wire_.size() + (sending_.size() - send_offset_); }
   // Stops delivering on_data (input is still drained from the socket but discarded) — used after
@@ -131,6 +132,7 @@ class TcpConnection {
   IdleRelease idle_release_{this};  // armed by release_idle_buffers()
   MonoTime idle_since_{};           // when the owner last said it is idle
   MonoTime last_activity_{};        // the loop time of the last byte received or queued for sending
+  unsigned idle_releases_ = 0;      // release_buffers_now() calls (tests, diagnostics)
 };
 
 }  // namespace ringmail::engine

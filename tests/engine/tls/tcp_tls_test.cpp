@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include "engine/net/tcp_connection.h"
 #include "tests/engine/tls/test_certs.h"
 
@@ -146,6 +148,78 @@ TEST(TcpConnectionTls, VerificationFailureReachesTheOwner) {
   EXPECT_FALSE(rig.server.ready);
   EXPECT_TRUE(rig.server.received.empty());
   EXPECT_TRUE(rig.client.released && rig.server.released);
+}
+
+// release_idle_buffers() releases only after kIdleRelease without traffic: the server says it is
+// idle after every echo; the client sends a second line 200 ms after the first echo (no release
+// yet), then stays quiet for 800 ms (one release, 500 ms after the second echo), then closes.
+struct IdleServer : Server {
+  void on_output_drained() override {
+    if (ready) conn->release_idle_buffers();
+  }
+};
+struct After final : Timer {
+  std::function<void()> fn;
+  void fire() override { fn(); }
+};
+struct PausingClient : Client {
+  After later;
+  int lines = 0;
+  unsigned server_releases_before_second = 99, server_releases_at_end = 99;
+  TcpConnection* server_conn = nullptr;
+  void on_data(std::string_view b) override {
+    if (!ready) return Client::on_data(b);
+    echoed.append(b);
+    if (echoed.find("\r\n") == std::string::npos) return;
+    echoed.clear();
+    if (++lines == 1) {
+      later.fn = [this] {
+        server_releases_before_second = server_conn->idle_releases();
+        conn->out() += "NOOP\r\n";
+        conn->flush();
+      };
+      loop->timers().arm(later, loop->now(), std::chrono::milliseconds(200));
+    } else {
+      later.fn = [this] {
+        server_releases_at_end = server_conn->idle_releases();
+        conn->close_after_flush();
+      };
+      loop->timers().arm(later, loop->now(), std::chrono::milliseconds(800));
+    }
+  }
+};
+
+TEST(TcpConnectionTls, IdleBuffersAreReleasedOnlyAfterTheIdleTime) {
+  TestCertificates certs;
+  auto sctx = tls::TlsContext::server({certs.cert_file(), certs.key_file()});
+  auto cctx = tls::TlsContext::client({certs.ca_file(), 16});
+  ASSERT_TRUE(sctx.ok() && cctx.ok());
+  auto l = Loop::create(LoopOptions{.sq_entries = 64, .cq_entries = 256, .buffer_count = 16, .buffer_size = 1024});
+  ASSERT_TRUE(l.ok());
+  std::unique_ptr<Loop> loop = std::move(*l);
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+  int live = 2;
+  IdleServer server;
+  PausingClient client;
+  server.ctx = sctx->get();
+  client.ctx = cctx->get();
+  client.params = {"mx.example.test", false, {}, {}};
+  server.live = client.live = &live;
+  server.loop = client.loop = loop.get();
+  TcpConnection sconn(*loop, sv[0], server), cconn(*loop, sv[1], client);
+  server.conn = &sconn;
+  client.conn = &cconn;
+  client.server_conn = &sconn;
+  sconn.start();
+  cconn.start();
+  server.greet();
+  loop->run();
+  EXPECT_EQ(server.received, "EHLO tls.te\r\nNOOP\r\n");
+  EXPECT_EQ(client.lines, 2);
+  EXPECT_EQ(client.server_releases_before_second, 0u);  // 200 ms idle: buffers kept
+  EXPECT_EQ(client.server_releases_at_end, 1u);         // 800 ms idle: released once
+  EXPECT_EQ(cconn.idle_releases(), 0u);                 // the client never said it was idle
 }
 
 TEST(TcpConnectionTls, StartTlsWithTheWrongRoleIsRefused) {
