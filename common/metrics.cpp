@@ -270,6 +270,10 @@ constexpr std::string_view kQueueRcptHelp = "Recipients waiting in next-hop queu
 constexpr std::string_view kQueuesHelp = "Next-hop queues, by state.";
 constexpr std::string_view kSessionsHelp = "SMTP sessions open now.";
 constexpr std::string_view kDnsHelp = "Resolver cache lookups, by result.";
+constexpr std::string_view kTlsHelp = "STARTTLS handshakes completed, by direction.";
+constexpr std::string_view kTlsResumedHelp = "STARTTLS handshakes that resumed an earlier session, by direction.";
+constexpr std::string_view kTlsFailHelp = "STARTTLS handshakes that failed or timed out, by direction.";
+constexpr std::string_view kAuthHelp = "AUTH attempts of submission clients, by result.";
 }  // namespace
 
 RelayMetrics::RelayMetrics(Registry& r)
@@ -287,7 +291,14 @@ RelayMetrics::RelayMetrics(Registry& r)
       dns_cache_misses(r.counter("ringmail_dns_cache_lookups_total", kDnsHelp, {{"result", "miss"}})),
       spool_bytes(r.gauge("ringmail_spool_bytes", "Bytes in live spool segments.")),
       spool_sync_seconds(r.histogram("ringmail_spool_sync_seconds", "Duration of one group-commit fdatasync.",
-                                     exponential_buckets(0.0001, 2, 16))) {
+                                     exponential_buckets(0.0001, 2, 16))),
+      tls_handshakes_in(r.counter("ringmail_tls_handshakes_total", kTlsHelp, {{"direction", "inbound"}})),
+      tls_handshakes_out(r.counter("ringmail_tls_handshakes_total", kTlsHelp, {{"direction", "outbound"}})),
+      tls_resumed_in(r.counter("ringmail_tls_resumed_total", kTlsResumedHelp, {{"direction", "inbound"}})),
+      tls_resumed_out(r.counter("ringmail_tls_resumed_total", kTlsResumedHelp, {{"direction", "outbound"}})),
+      tls_failures_in(r.counter("ringmail_tls_failures_total", kTlsFailHelp, {{"direction", "inbound"}})),
+      auth_ok(r.counter("ringmail_auth_attempts_total", kAuthHelp, {{"result", "ok"}})),
+      auth_failed(r.counter("ringmail_auth_attempts_total", kAuthHelp, {{"result", "failed"}})) {
   for (size_t i = 0; i < kQueueStates; ++i) {
     queue_recipients[i] = &r.gauge("ringmail_queue_recipients", kQueueRcptHelp, {{"state", kQueueStateLabels[i]}});
     queue_count[i] = &r.gauge("ringmail_queues", kQueuesHelp, {{"state", kQueueStateLabels[i]}});

@@ -124,6 +124,13 @@ struct RelayMetrics {
   Counter& dns_cache_misses;   // ringmail_dns_cache_lookups_total{result="miss"}
   Gauge& spool_bytes;          // ringmail_spool_bytes: bytes in live spool segments
   Histogram& spool_sync_seconds;  // ringmail_spool_sync_seconds: one group-commit fdatasync
+  Counter& tls_handshakes_in;   // ringmail_tls_handshakes_total{direction="inbound"}: STARTTLS completed
+  Counter& tls_handshakes_out;  // ringmail_tls_handshakes_total{direction="outbound"}
+  Counter& tls_resumed_in;      // ringmail_tls_resumed_total{direction="inbound"}: of those, resumed
+  Counter& tls_resumed_out;     // ringmail_tls_resumed_total{direction="outbound"}
+  Counter& tls_failures_in;     // ringmail_tls_failures_total{direction="inbound"}: failed or timed out
+  Counter& auth_ok;             // ringmail_auth_attempts_total{result="ok"}: inbound AUTH accepted
+  Counter& auth_failed;         // ringmail_auth_attempts_total{result="failed"}: answered 535
 };
 
 }  // namespace ringmail::metrics

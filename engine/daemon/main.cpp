@@ -196,6 +196,18 @@ int run(int argc, char** argv) {
     for (auto& w : workers) n += w->counters().messages_committed.load(std::memory_order_relaxed);
     return n;
   };
+  hooks.inbound_counts = [&] {
+    engine::InboundCounts c;
+    for (auto& w : workers) {
+      auto& k = w->counters();
+      c.tls_handshakes += k.tls_handshakes.load(std::memory_order_relaxed);
+      c.tls_resumed += k.tls_resumed.load(std::memory_order_relaxed);
+      c.tls_failures += k.tls_failures.load(std::memory_order_relaxed);
+      c.auth_ok += k.auth_successes.load(std::memory_order_relaxed);
+      c.auth_failed += k.auth_failures.load(std::memory_order_relaxed);
+    }
+    return c;
+  };
   hooks.inbound_sessions = [&] { return static_cast<int64_t>(open_connections.load(std::memory_order_relaxed)); };
   hooks.spool_bytes = [dir = opts->spool_dir] {
     std::error_code ec;

@@ -333,6 +333,16 @@ void QueueAdmin::refresh_metrics() {
   sync(metrics_->dns_cache_misses, misses, seen_dns_misses_);
   if (hooks_.inbound_sessions) metrics_->sessions_inbound.set(hooks_.inbound_sessions());
   if (hooks_.spool_bytes) metrics_->spool_bytes.set(hooks_.spool_bytes());
+  sync(metrics_->tls_handshakes_out, shared_.tls_handshakes.load(), seen_tls_out_);
+  sync(metrics_->tls_resumed_out, shared_.tls_resumed.load(), seen_tls_resumed_out_);
+  if (hooks_.inbound_counts) {
+    InboundCounts in = hooks_.inbound_counts();
+    sync(metrics_->tls_handshakes_in, in.tls_handshakes, seen_in_.tls_handshakes);
+    sync(metrics_->tls_resumed_in, in.tls_resumed, seen_in_.tls_resumed);
+    sync(metrics_->tls_failures_in, in.tls_failures, seen_in_.tls_failures);
+    sync(metrics_->auth_ok, in.auth_ok, seen_in_.auth_ok);
+    sync(metrics_->auth_failed, in.auth_failed, seen_in_.auth_failed);
+  }
 }
 
 }  // namespace ringmail::engine

@@ -15,11 +15,17 @@
 
 namespace ringmail::engine {
 
+// Listener counters summed over the workers, for /metrics.
+struct InboundCounts {
+  uint64_t tls_handshakes = 0, tls_resumed = 0, tls_failures = 0, auth_ok = 0, auth_failed = 0;
+};
+
 struct QueueAdminHooks {
   std::function<admin::ActionResult()> reload;           // reload the connector file (as SIGHUP)
   std::function<uint64_t()> messages_received;           // 250s given so far (all workers)
   std::function<int64_t()> inbound_sessions;             // open inbound connections
   std::function<int64_t()> spool_bytes;                  // bytes in live spool segments
+  std::function<InboundCounts()> inbound_counts;         // STARTTLS and AUTH counters of the listener
 };
 
 class QueueAdmin final : public admin::AdminBackend {
@@ -53,7 +59,9 @@ class QueueAdmin final : public admin::AdminBackend {
   metrics::RelayMetrics* metrics_;  // null = no metrics
   std::mutex metrics_mutex_;        // refresh_metrics may race with itself across HTTP threads
   uint64_t seen_received_ = 0, seen_delivered_ = 0, seen_deferred_ = 0, seen_failed_ = 0, seen_expired_ = 0,
-           seen_dsns_ = 0, seen_dns_hits_ = 0, seen_dns_misses_ = 0;  // counter values already added to the registry
+           seen_dsns_ = 0, seen_dns_hits_ = 0, seen_dns_misses_ = 0,  // counter values already added to the registry
+           seen_tls_out_ = 0, seen_tls_resumed_out_ = 0;
+  InboundCounts seen_in_;  // the same for the listener's counters
 };
 
 }  // namespace ringmail::engine

@@ -98,6 +98,7 @@ void InboundSession::on_output_drained() {
 void InboundSession::on_tls_ready() {
   const tls::TlsSession* t = conn_.tls();
   worker_.counters().tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (t->resumed()) worker_.counters().tls_resumed.fetch_add(1, std::memory_order_relaxed);
   log::debug("client {}: TLS established: {} {}", peer_.remote.to_string(), t->version(), t->cipher());
   act(session_.on_tls_established(smtp::TlsInfo{t->version(), t->cipher()}, out_));
 }
@@ -117,7 +118,7 @@ void InboundSession::on_tls_failed(tls::FailureKind, std::string_view text) {
 bool InboundSession::verify_credentials(std::string_view user, std::string_view password) {
   const CredentialStore* store = worker_.credentials();
   bool ok = store != nullptr && store->verify(user, password);
-  if (!ok) worker_.counters().auth_failures.fetch_add(1, std::memory_order_relaxed);
+  (ok ? worker_.counters().auth_successes : worker_.counters().auth_failures).fetch_add(1, std::memory_order_relaxed);
   return ok;
 }
 

@@ -78,8 +78,10 @@ class Worker final : private Acceptor::Handler {
     std::atomic<uint64_t> messages_committed{0};    // 250s given
     std::atomic<uint64_t> commit_failures{0};       // 451s because the spool failed
     std::atomic<uint64_t> tls_handshakes{0};        // STARTTLS handshakes completed
+    std::atomic<uint64_t> tls_resumed{0};           // of those, resumed from a session ticket
     std::atomic<uint64_t> tls_failures{0};          // STARTTLS handshakes failed or timed out
     std::atomic<uint64_t> auth_failures{0};         // AUTH attempts refused with 535
+    std::atomic<uint64_t> auth_successes{0};        // AUTH attempts accepted (235)
   };
   Counters& counters() { return counters_; }
   unsigned id() const { return config_.id; }

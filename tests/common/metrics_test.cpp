@@ -138,7 +138,11 @@ TEST(Metrics, RelayMetricsRegistersTheDocumentedNames) {
         "ringmail_recipients_total{outcome=\"delivered\"} 0\n", "ringmail_queue_recipients{state=\"suspended\"} 9\n",
         "ringmail_queues{state=\"unreachable\"} 0\n", "ringmail_sessions_open{direction=\"outbound\"} 0\n",
         "ringmail_dns_cache_lookups_total{result=\"miss\"} 0\n", "ringmail_spool_bytes 0\n",
-        "ringmail_spool_sync_seconds_count 1\n", "# TYPE ringmail_spool_sync_seconds histogram\n"})
+        "ringmail_spool_sync_seconds_count 1\n", "# TYPE ringmail_spool_sync_seconds histogram\n",
+        "ringmail_tls_handshakes_total{direction=\"inbound\"} 0\n",
+        "ringmail_tls_resumed_total{direction=\"outbound\"} 0\n",
+        "ringmail_tls_failures_total{direction=\"inbound\"} 0\n",
+        "ringmail_auth_attempts_total{result=\"failed\"} 0\n"})
     EXPECT_NE(text.find(line), std::string::npos) << line;
 }
 

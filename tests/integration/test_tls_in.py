@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import time
 import unittest
+import urllib.request
 
 from harness import DaemonTestCase, SmtpConversation, binary, swaks, wait_for
 
@@ -121,7 +122,10 @@ class TlsInTest(DaemonTestCase):
 
     def test_auth_grants_relay_outside_relay_networks(self):
         # 127.0.0.2 is outside --relay-networks: only AUTH lets it relay.
-        d = self.tls_daemon("--relay-networks", "127.0.0.1/32", "--auth-file", self.auth_file, "--log-level", "debug")
+        d = self.tls_daemon("--relay-networks", "127.0.0.1/32", "--auth-file", self.auth_file, "--log-level", "debug",
+                            "--admin", "127.0.0.1:0")
+        with open(os.path.join(self.tmp, "ready")) as f:
+            admin = [l for l in f.read().splitlines() if l.startswith("admin ")][0].split()[1]
         base = ["--local-interface", "127.0.0.2", "--to", "rcpt@example.com", "--from", "s@example.org", "--tls"]
         rc, out = swaks(d.port, *base)
         self.assertNotEqual(rc, 0, out)
@@ -141,6 +145,13 @@ class TlsInTest(DaemonTestCase):
                         "s@example.org", "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", PASSWORD)
         self.assertNotEqual(rc, 0, out)
         self.assertNotIn("AUTH PLAIN LOGIN", out)
+        # /metrics: five STARTTLS sessions, two logins accepted, two refused.
+        with urllib.request.urlopen(f"http://{admin}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        self.assertIn('ringmail_tls_handshakes_total{direction="inbound"} 5\n', metrics)
+        self.assertIn('ringmail_auth_attempts_total{result="ok"} 2\n', metrics)
+        self.assertIn('ringmail_auth_attempts_total{result="failed"} 2\n', metrics)
+        self.assertIn('ringmail_tls_failures_total{direction="inbound"} 0\n', metrics)
         self.assertEqual(d.stop(), 0)
         self.assertEqual(len(spool_ids(d.spool)), 2)
         log = d.read_log()

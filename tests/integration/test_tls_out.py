@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 from harness import DaemonTestCase, free_port, wait_for
 from sinks import PostfixInstance, _Process
@@ -262,13 +263,13 @@ class TlsOutTestCase(DaemonTestCase):
         self.addCleanup(r.stop)
         return r
 
-    def relay(self, port, tls, extra=""):
+    def relay(self, port, tls, extra="", daemon_args=()):
         path = os.path.join(self.tmp, "connectors.toml")
         with open(path, "w") as f:
             f.write(f'[[connector]]\nname = "Smart"\naddress_spaces = ["*"]\n'
                     f'smart_hosts = ["[127.0.0.1]:{port}"]\ntls = "{tls}"\n{extra}\n')
         return self.start_daemon("--config", path, "--retry-min", "1", "--retry-max", "2", "--workers", "1",
-                                 "--log-level", "debug")
+                                 "--log-level", "debug", *daemon_args)
 
     def auth_file(self, password=PASSWORD, mode=0o600):
         path = os.path.join(self.tmp, "relay.auth")
@@ -295,10 +296,16 @@ class TlsOutTestCase(DaemonTestCase):
 class PolicyTest(TlsOutTestCase):
     def test_opportunistic_uses_starttls_with_a_self_signed_certificate(self):
         rx = self.receiver(cert=self.certs["self_cert"], key=self.certs["self_key"])
-        d = self.relay(rx.port, "opportunistic")
+        d = self.relay(rx.port, "opportunistic", daemon_args=("--admin", "127.0.0.1:0"))
         meta = self.deliver(d, rx)
         self.assertTrue(meta["tls"], "delivered without TLS although STARTTLS was offered")
         self.assertRegex(d.read_log(), r"TLS TLSv1\.3 \S+ \(\d+ bits\)")
+        with open(os.path.join(self.tmp, "ready")) as f:
+            admin = [l for l in f.read().splitlines() if l.startswith("admin ")][0].split()[1]
+        with urllib.request.urlopen(f"http://{admin}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        self.assertIn('ringmail_tls_handshakes_total{direction="outbound"} 1\n', metrics)
+        self.assertIn('ringmail_tls_resumed_total{direction="outbound"} 0\n', metrics)
         self.assertEqual(d.stop(), 0)
 
     def test_opportunistic_without_starttls_delivers_in_clear_text(self):
