@@ -116,6 +116,7 @@ int run(int argc, char** argv) {
   delivery.spool = spool->get();
   delivery.hostname = opts->hostname;
   delivery.max_outbound = opts->max_outbound;
+  delivery.shutdown_grace = std::chrono::seconds(opts->shutdown_grace);
   delivery.retry.min_backoff = std::chrono::seconds(opts->retry_min);
   delivery.retry.max_backoff = std::chrono::seconds(opts->retry_max);
   delivery.dns = opts->dns;

@@ -61,7 +61,7 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
   app.add_option("--data-timeout", o.data_timeout, "seconds to wait for the next block of DATA (RFC 5321: 180)")
       ->capture_default_str()
       ->check(CLI::Range(1u, 86400u));
-  app.add_option("--shutdown-grace", o.shutdown_grace, "seconds busy sessions may finish after SIGTERM")
+  app.add_option("--shutdown-grace", o.shutdown_grace, "seconds busy sessions (inbound, and outbound transactions under way) may finish after SIGTERM")
       ->capture_default_str();
   app.add_flag("--hold", o.hold, "accept and queue mail but deliver nothing");
   app.add_option("--max-outbound", o.max_outbound, "outbound SMTP sessions across all workers")

@@ -610,11 +610,24 @@ void Delivery::stop(std::function<void()> done) {
   loop_.timers().cancel(tick_);
   auto sessions = sessions_;
   for (auto* s : sessions) s->shutdown();
+  // Sessions in the middle of a transaction finish it (the message may already be at the server)
+  // and QUIT; whatever is still busy when the grace period ends is cut and retried after restart.
+  if (!sessions_.empty()) loop_.timers().arm(stop_grace_, loop_.now(), shared_.shutdown_grace);
+  maybe_stopped();
+}
+
+void Delivery::on_stop_grace() {
+  if (!sessions_.empty())
+    log::warn("shutdown: cutting {} outbound sessions still busy after {} s; their messages are retried after "
+              "restart", sessions_.size(), shared_.shutdown_grace.count());
+  auto sessions = sessions_;
+  for (auto* s : sessions) s->shutdown(/*now=*/true);
   maybe_stopped();
 }
 
 void Delivery::maybe_stopped() {
   if (!stopping_ || !sessions_.empty() || journal_closing_ || !stop_done_) return;
+  loop_.timers().cancel(stop_grace_);
   // Body reads still in flight write into buffers we own: wait for them too.
   for (const auto& [key, hop] : hops_)
     if (hop->loading > 0) return;

@@ -56,6 +56,7 @@ struct DeliveryShared {
   std::string hostname;                          // EHLO name when a connector has no fqdn
   queue::RetryPolicy retry;                      // back-off for deferred recipients
   int max_outbound = 10000;                      // outbound sessions across all workers
+  std::chrono::seconds shutdown_grace{10};       // on stop, transactions under way may finish this long
   std::atomic<int> outbound{0};                  // outbound sessions open now
   std::atomic<uint64_t> delivered{0};            // recipients accepted by a next hop
   std::atomic<uint64_t> deferred{0};             // recipient attempts deferred
@@ -290,6 +291,15 @@ class Delivery {
   std::deque<NextHop*> starved_;                      // queues with work and no session, all slots taken
   std::vector<OutboundSession*> sessions_;            // every open session (for stop)
   Tick tick_{this};
+  class StopGrace final : public Timer {
+   public:
+    explicit StopGrace(Delivery* d) : d_(d) {}
+   private:
+    void fire() override { d_->on_stop_grace(); }
+    Delivery* d_;
+  };
+  void on_stop_grace();
+  StopGrace stop_grace_{this};
   std::mt19937_64 rng_;                               // jitter
   std::unique_ptr<Resolver> resolver_;                // smart-host names (c-ares on this ring); last member
   bool stopping_ = false;

@@ -269,10 +269,10 @@ void OutboundSession::offer() {
   act(client_.offer(out_));
 }
 
-void OutboundSession::shutdown() {
+void OutboundSession::shutdown(bool now) {
   if (closed_) return;
   if (!conn_) return;  // still connecting: the connect completes or times out on its own
-  act(client_.shutdown(out_));
+  act(client_.shutdown(out_, now));
 }
 
 const smtp::OutboundTransaction* OutboundSession::next_transaction() {

@@ -26,7 +26,7 @@ class OutboundSession final : public TcpConnection::Handler, public smtp::Client
 
   void start();                 // connect
   void offer();                 // new work for an idle session
-  void shutdown();              // QUIT if idle, else cut
+  void shutdown(bool now = false);  // QUIT if idle, finish a transaction under way, else cut (now: cut)
   NextHop& hop() { return hop_; }
 
  private:

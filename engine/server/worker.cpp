@@ -179,8 +179,9 @@ void Worker::maybe_finish_stop() {
     fd = -1;
   }
   if (delivery_ && !delivery_stopping_) {
-    // Outbound sessions end first (idle ones QUIT, busy ones are cut and retried after restart),
-    // then the journal syncs, then the spool writer.
+    // Outbound sessions end first (idle ones QUIT, a transaction under way finishes within
+    // --shutdown-grace, the rest are cut and retried after restart), then the journal syncs, then
+    // the spool writer.
     delivery_stopping_ = true;
     delivery_->stop([this] {
       delivery_stopped_ = true;

@@ -190,9 +190,25 @@ ClientAction ClientSession::offer(std::string& out) {
   return current_action();
 }
 
-ClientAction ClientSession::shutdown(std::string& out) {
+bool ClientSession::in_transaction() const {
+  switch (state_) {
+    case State::kMail:
+    case State::kRcpt:
+    case State::kData:
+    case State::kBody:
+    case State::kDot:
+    case State::kRset:
+      return true;
+    default:
+      return false;
+  }
+}
+
+ClientAction ClientSession::shutdown(std::string& out, bool now) {
   if (state_ == State::kIdle) {
     enter_quit(out);
+  } else if (!now && in_transaction()) {
+    draining_ = true;  // start_next_transaction() says QUIT
   } else if (state_ != State::kClosed && state_ != State::kQuit) {
     end_session_quietly(classify_transport_failure(stage(), TransportFailure::kLost, "ringmail is shutting down"));
   }
@@ -330,6 +346,7 @@ void ClientSession::start_next_transaction(std::string& out) {
   // A loop rather than chained calls: transactions refused by the local checks are finished here
   // and the next one is taken at once, without a round trip.
   for (;;) {
+    if (draining_) return enter_quit(out);
     if (config_.max_messages_per_connection != 0 && transactions_sent_ >= config_.max_messages_per_connection)
       return enter_quit(out);
     const OutboundTransaction* t = hooks_.next_transaction();

@@ -78,8 +78,13 @@ class ClientSession {
   // The engine has new work for this idle session: asks next_transaction() again. Ignored (returns
   // the current action) when the session is not idle.
   ClientAction offer(std::string& out);
-  // The engine is stopping: QUIT if idle; otherwise end now as if the connection were lost.
-  ClientAction shutdown(std::string& out);
+  // The engine is stopping. Idle: QUIT. Inside a transaction (MAIL sent, up to the end-of-data
+  // reply, or the RSET after it): finish it, then QUIT instead of taking more work — the message
+  // may already be at the server, and cutting now would deliver it again after the restart.
+  // Before any transaction, or with `now` (the grace period is over): end at once as if the
+  // connection were lost.
+  ClientAction shutdown(std::string& out, bool now = false);
+  bool draining() const { return draining_; }
 
   // How long to wait from now for the current stage (RFC 5321 §4.5.3.2 values from ClientConfig).
   std::chrono::seconds timeout() const;
@@ -158,6 +163,7 @@ class ClientSession {
   void enter_quit(std::string& out);
   // Takes transactions until one is sent, none is left (idle or QUIT) or the message limit is hit.
   void start_next_transaction(std::string& out);
+  bool in_transaction() const;
   // Local checks against the capabilities; true if txn was refused (all its recipients reported).
   bool refuse_locally(const OutboundTransaction& txn);
 
@@ -188,6 +194,7 @@ class ClientSession {
   DeliveryOutcome outcome_;            // the last reply's classification; reused so replies allocate nothing
   bool session_reported_ = false;      // on_session_result was called
   unsigned transactions_sent_ = 0;     // MAIL commands sent on this connection
+  bool draining_ = false;  // shutdown() came during a transaction: QUIT after it
   bool tls_active_ = false;            // TLS handshake completed
   bool starttls_refused_ = false;      // the server refused STARTTLS (opportunistic: go on in clear)
   bool authenticated_ = false;         // AUTH succeeded

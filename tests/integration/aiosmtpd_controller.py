@@ -4,6 +4,7 @@ unstuffing, CRLF kept) and DIR/<n>.json (envelope). Scripted replies for RCPTs t
 substring. Run with /usr/bin/python3; stops on SIGTERM or SIGINT. Not a test itself.
 """
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -16,8 +17,9 @@ from aiosmtpd.smtp import SMTP
 class SavingHandler:
     """Saves every message; answers RCPTs that match a scripted substring with a scripted reply."""
 
-    def __init__(self, directory, rcpt_rules):
+    def __init__(self, directory, rcpt_rules, data_delay=0.0):
         self.directory = directory
+        self.data_delay = data_delay  # seconds between saving a message and answering its DATA
         self.rcpt_rules = rcpt_rules  # [(substring, reply)], first match wins
         self.count = 0
         self.lock = threading.Lock()
@@ -44,6 +46,8 @@ class SavingHandler:
         # Body first, then the envelope: a reader that sees the .json sees the whole .eml.
         write_atomic(os.path.join(self.directory, f"{n}.eml"), envelope.original_content)
         write_atomic(os.path.join(self.directory, f"{n}.json"), json.dumps(meta).encode())
+        if self.data_delay > 0:
+            await asyncio.sleep(self.data_delay)
         return f"250 2.0.0 Ok: queued as AIO{n}"
 
 
@@ -68,13 +72,16 @@ def main():
     ap.add_argument("--ready-file", required=True, help="written (with the port) once listening")
     ap.add_argument("--rcpt-reply", action="append", default=[], metavar="SUBSTR=REPLY",
                     help="reply REPLY to RCPTs containing SUBSTR, e.g. 'bad=550 5.1.1 No such user'")
+    ap.add_argument("--data-delay", type=float, default=0.0,
+                    help="seconds to wait after saving a message before answering its end of data")
     args = ap.parse_args()
     rules = []
     for rule in args.rcpt_reply:
         substring, reply = rule.split("=", 1)
         rules.append((substring, reply))
     os.makedirs(args.dir, exist_ok=True)
-    controller = EightBitController(SavingHandler(args.dir, rules), hostname="127.0.0.1", port=args.port)
+    controller = EightBitController(SavingHandler(args.dir, rules, args.data_delay), hostname="127.0.0.1",
+                                    port=args.port)
     controller.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

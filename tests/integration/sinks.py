@@ -123,12 +123,13 @@ class AiosmtpdSink(_Process):
     """aiosmtpd (python3-aiosmtpd) through aiosmtpd_controller.py; rcpt_replies maps a recipient
     substring to the reply its RCPT gets."""
 
-    def __init__(self, workdir, name="aiosmtpd", rcpt_replies=None):
+    def __init__(self, workdir, name="aiosmtpd", rcpt_replies=None, data_delay=0.0):
         self.dir = os.path.join(workdir, name)
         self.save_dir = os.path.join(self.dir, "messages")
         os.makedirs(self.save_dir, exist_ok=True)
         self.ready = os.path.join(self.dir, "ready")
         self.rcpt_replies = dict(rcpt_replies or {})
+        self.data_delay = data_delay  # seconds between saving a message and its 250
         self.port = None
 
     def start(self, timeout=20):
@@ -137,6 +138,8 @@ class AiosmtpdSink(_Process):
                "--dir", self.save_dir, "--ready-file", self.ready]
         for substring, reply in self.rcpt_replies.items():
             cmd += ["--rcpt-reply", f"{substring}={reply}"]
+        if self.data_delay:
+            cmd += ["--data-delay", str(self.data_delay)]
         self._spawn(cmd, os.path.join(self.dir, "aiosmtpd.out"))
         wait_for(lambda: os.path.exists(self.ready) or not self.running(), timeout, what="aiosmtpd ready")
         if not self.running():

@@ -199,6 +199,41 @@ class AiosmtpdDeliveryTest(RelayTestCase):
         self.assert_spool_empty_after_stop(d)
 
 
+class ShutdownDuringDeliveryTest(RelayTestCase):
+    """SIGTERM while aiosmtpd holds the end-of-data reply of a message it has already saved: the
+    transaction finishes within --shutdown-grace (no second copy after a restart); past the grace
+    it is cut and the message stays queued."""
+
+    def start_slow_sink(self, delay):
+        sink = AiosmtpdSink(self.tmp, data_delay=delay)
+        sink.start()
+        self.addCleanup(sink.stop)
+        return sink
+
+    def test_transaction_under_way_finishes_before_exit(self):
+        sink = self.start_slow_sink(2.0)
+        d = self.start_relay(sink.port)
+        submit_raw(d.port, "s@example.org", ["a@example.com"], MESSAGE)
+        wait_for(lambda: sink.count() >= 1, timeout=30, what="the message at aiosmtpd (its 250 held back)")
+        self.assertEqual(d.stop(), 0)
+        self.assertEqual(spool_list(d.spool), [], "the delivered message is still queued after a clean stop")
+        self.assertEqual(sink.count(), 1)
+        # A restart on the same spool has nothing to send again.
+        d2 = self.start_daemon("--config", os.path.join(self.tmp, "connectors.toml"), "--workers", "2",
+                               spool=d.spool)
+        self.assertEqual(d2.stop(), 0)
+        self.assertEqual(sink.count(), 1, "delivered twice")
+
+    def test_transaction_is_cut_after_the_grace_period(self):
+        sink = self.start_slow_sink(6.0)
+        d = self.start_relay(sink.port, "--shutdown-grace", "1")
+        submit_raw(d.port, "s@example.org", ["a@example.com"], MESSAGE)
+        wait_for(lambda: sink.count() >= 1, timeout=30, what="the message at aiosmtpd (its 250 held back)")
+        self.assertEqual(d.stop(), 0)
+        self.assertIn("cutting 1 outbound sessions still busy after 1 s", d.read_log())
+        self.assertEqual(len(spool_list(d.spool)), 1, "a cut transaction must stay queued for the next start")
+
+
 class TwoNextHopsTest(RelayTestCase):
     """One message whose recipients route to two connectors: one transaction to each receiver."""
 

@@ -93,7 +93,7 @@ class Recorder final : public ClientHooks {
   bool session_done_ = false;                     // on_session_result was called
 };
 
-enum class Event { kInput, kTimeout, kLost, kOffer, kShutdown };
+enum class Event { kInput, kTimeout, kLost, kOffer, kShutdown, kShutdownNow };
 
 struct Step {
   Event event;         // what happens
@@ -177,6 +177,7 @@ RunResult run(const ClientConfig& config, const std::vector<OutboundTransaction>
         a = drain(session.offer(out), collected);
         break;
       case Event::kShutdown: a = drain(session.shutdown(out), collected); break;
+      case Event::kShutdownNow: a = drain(session.shutdown(out, true), collected); break;
     }
     r.outputs.push_back(collected);
   }
@@ -690,6 +691,75 @@ TEST(ClientSession, ShutdownWhileIdleSaysQuit) {
   c.idle_timeout = 5s;
   expect_transcript(c, {}, {S(kGreeting, kEhlo), S(kEhloPipelining, ""), {Event::kShutdown, "", kQuit}, S(kBye, "")},
                     {"next: none", "session ok - QUIT 221 2.0.0"}, ClientAction::kClose);
+}
+
+// A transaction under way when the engine stops is finished (the message may already be at the
+// server: cutting it would deliver it twice after the restart); then QUIT, no further work taken.
+TEST(ClientSession, ShutdownDuringATransactionFinishesItThenQuits) {
+  ClientConfig c = config();
+  std::vector<OutboundTransaction> txns{txn("a@src.test", {"b@dst.test"}, "one\r\n"),
+                                        txn("a@src.test", {"c@dst.test"}, "two\r\n")};
+  expect_transcript(c, txns,
+                    {S(kGreeting, kEhlo), S(kEhloPipelining, "MAIL FROM:<a@src.test> SIZE=5\r\n" + kRcptB + "DATA\r\n"),
+                     S(kOk + kOk + k354, "one\r\n.\r\n"), {Event::kShutdown, "", ""}, S(kQueued, kQuit),
+                     S(kBye, "")},
+                    {"next: t0", "t0:0 ok - end of data 250 2.0.0", "done t0", "session ok - QUIT 221 2.0.0"},
+                    ClientAction::kClose);
+}
+
+// Shutdown right after MAIL/RCPT/DATA went out: the transaction still completes.
+TEST(ClientSession, ShutdownBeforeTheDataReplyStillSendsTheMessage) {
+  ClientConfig c = config();
+  std::vector<OutboundTransaction> txns{txn("a@src.test", {"b@dst.test"}, "one\r\n")};
+  expect_transcript(c, txns,
+                    {S(kGreeting, kEhlo), S(kEhloPipelining, "MAIL FROM:<a@src.test> SIZE=5\r\n" + kRcptB + "DATA\r\n"),
+                     {Event::kShutdown, "", ""}, S(kOk + kOk + k354, "one\r\n.\r\n"), S(kQueued, kQuit),
+                     S(kBye, "")},
+                    {"next: t0", "t0:0 ok - end of data 250 2.0.0", "done t0", "session ok - QUIT 221 2.0.0"},
+                    ClientAction::kClose);
+}
+
+// When the grace period is over (shutdown with now) the transaction is cut like a lost connection:
+// its recipients stay pending for the next start.
+TEST(ClientSession, ShutdownNowCutsTheTransaction) {
+  ClientConfig c = config();
+  std::vector<OutboundTransaction> txns{txn("a@src.test", {"b@dst.test"}, "one\r\n")};
+  Recorder hooks(txns);
+  ClientSession s(c, hooks);
+  std::string out;
+  (void)s.on_connected(out);
+  (void)s.on_input(kGreeting, out);
+  (void)s.on_input(kEhloPipelining, out);
+  (void)s.on_input(kOk + kOk + k354, out);
+  while (s.on_output_drained(out) == ClientAction::kSendMore) {
+  }
+  out.clear();
+  EXPECT_EQ(s.shutdown(out), ClientAction::kNeedInput);  // waits for the end-of-data reply
+  EXPECT_TRUE(s.draining());
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(s.shutdown(out, true), ClientAction::kClose);
+  EXPECT_TRUE(s.finished());
+  EXPECT_EQ(out, "");
+  // Cut after the data went out: transient, and flagged as a possible duplicate.
+  EXPECT_EQ(hooks.events, (std::vector<std::string>{"next: t0", "t0:0 transient message end of data 451 4.4.2 dup",
+                                                    "done t0", "session transient message end of data 451 4.4.2 dup"}));
+}
+
+// Before any transaction there is nothing to finish: the session ends at once.
+TEST(ClientSession, ShutdownBeforeAnyTransactionEndsAtOnce) {
+  ClientConfig c = config();
+  std::vector<OutboundTransaction> txns{txn("a@src.test", {"b@dst.test"}, "one\r\n")};
+  Recorder hooks(txns);
+  ClientSession s(c, hooks);
+  std::string out;
+  (void)s.on_connected(out);
+  (void)s.on_input(kGreeting, out);  // EHLO sent, no reply yet
+  out.clear();
+  EXPECT_EQ(s.shutdown(out), ClientAction::kClose);
+  EXPECT_FALSE(s.draining());
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(std::count_if(hooks.events.begin(), hooks.events.end(),
+                          [](const std::string& e) { return e.rfind("next:", 0) == 0; }), 0);
 }
 
 // ---- timeouts ----
