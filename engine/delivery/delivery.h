@@ -236,13 +236,6 @@ class Delivery {
   void session_opened(NextHop& hop) { --hop.opening; }  // ready for work (or gone before that)
 
  private:
-  class Tick final : public Timer {
-   public:
-    explicit Tick(Delivery* d) : d_(d) {}
-   private:
-    void fire() override { d_->on_tick(); }
-    Delivery* d_;
-  };
   NextHop& hop_for(std::shared_ptr<const routing::Table> table, const routing::Connector* connector,
                    const std::string& key, const std::string& destination);
   void pump(NextHop& hop);    // read ahead, hand ready work to idle sessions, open sessions
@@ -278,6 +271,7 @@ class Delivery {
   template <typename Fn> void for_each_work(const NextHop& hop, Fn fn) const;
   void finish(const queue::MessageRef& msg, uint32_t rcpt, queue::RcptState state);
   void on_tick();
+  void on_stop_grace();  // stop()'s grace period is over: cut the sessions still busy
   void maybe_stopped();
   friend struct DeliveryWork;
 
@@ -290,16 +284,8 @@ class Delivery {
   std::vector<DeferredWork> deferred_;                // min-heap by due: waiting for their retry time
   std::deque<NextHop*> starved_;                      // queues with work and no session, all slots taken
   std::vector<OutboundSession*> sessions_;            // every open session (for stop)
-  Tick tick_{this};
-  class StopGrace final : public Timer {
-   public:
-    explicit StopGrace(Delivery* d) : d_(d) {}
-   private:
-    void fire() override { d_->on_stop_grace(); }
-    Delivery* d_;
-  };
-  void on_stop_grace();
-  StopGrace stop_grace_{this};
+  MemberTimer<Delivery, &Delivery::on_tick> tick_{this};
+  MemberTimer<Delivery, &Delivery::on_stop_grace> stop_grace_{this};  // stop(): end of the grace period
   std::mt19937_64 rng_;                               // jitter
   std::unique_ptr<Resolver> resolver_;                // smart-host names (c-ares on this ring); last member
   bool stopping_ = false;

@@ -35,6 +35,18 @@ class Timer {
   bool in_expired_ = false;      // on the wheel's list of due timers about to fire
 };
 
+// A timer that calls one member function of its owner: `MemberTimer<Owner, &Owner::on_x> t_{this};`
+// (the member function must be declared before the timer member).
+template <typename Owner, void (Owner::*Fn)()>
+class MemberTimer final : public Timer {
+ public:
+  explicit MemberTimer(Owner* owner) : owner_(owner) {}
+
+ private:
+  void fire() override { (owner_->*Fn)(); }
+  Owner* owner_;
+};
+
 class TimerWheel {
  public:
   explicit TimerWheel(MonoTime start, std::chrono::milliseconds tick = std::chrono::milliseconds(10),

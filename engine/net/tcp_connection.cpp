@@ -147,11 +147,11 @@ void TcpConnection::release_idle_buffers() {
   loop_.timers().arm(idle_release_, idle_since_, kIdleRelease);
 }
 
-void TcpConnection::IdleRelease::fire() {
+void TcpConnection::on_idle_release() {
   // Traffic after the owner went idle: it is busy again and will call release_idle_buffers() at
   // its next idle point.
-  if (conn->state_ != State::kOpen || conn->last_activity_ > conn->idle_since_) return;
-  conn->release_buffers_now();
+  if (state_ != State::kOpen || last_activity_ > idle_since_) return;
+  release_buffers_now();
 }
 
 void TcpConnection::release_buffers_now() {

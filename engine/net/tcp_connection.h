@@ -99,12 +99,7 @@ class TcpConnection {
   void on_tls_input(std::string_view ciphertext, bool eof);
   void report_peer_closed(int error);
   void release_buffers_now();
-  // Fires kIdleRelease after the owner's last release_idle_buffers() call.
-  struct IdleRelease final : Timer {
-    TcpConnection* conn;
-    explicit IdleRelease(TcpConnection* c) : conn(c) {}
-    void fire() override;
-  };
+  void on_idle_release();  // kIdleRelease after the owner's last release_idle_buffers() call
 
   Loop& loop_;
   int fd_;                          // the socket; closed via IORING_OP_CLOSE at the end
@@ -129,7 +124,7 @@ class TcpConnection {
   Op<&TcpConnection::on_send> send_op_{this};
   Op<&TcpConnection::on_close_cqe> close_op_{this};
   Op<&TcpConnection::op_done> cancel_op_{this};  // cancellations: only counted
-  IdleRelease idle_release_{this};  // armed by release_idle_buffers()
+  MemberTimer<TcpConnection, &TcpConnection::on_idle_release> idle_release_{this};  // armed by release_idle_buffers()
   MonoTime idle_since_{};           // when the owner last said it is idle
   MonoTime last_activity_{};        // the loop time of the last byte received or queued for sending
   unsigned idle_releases_ = 0;      // release_buffers_now() calls (tests, diagnostics)

@@ -87,14 +87,6 @@ class Worker final : private Acceptor::Handler {
   unsigned id() const { return config_.id; }
 
  private:
-  class GraceTimer final : public Timer {
-   public:
-    explicit GraceTimer(Worker* w) : w_(w) {}
-   private:
-    void fire() override { w_->on_grace_expired(); }
-    Worker* w_;
-  };
-
   void thread_main();
   void on_accepted(Acceptor& acceptor, int fd, const SocketAddress& peer) override;
   void on_acceptor_stopped(Acceptor& acceptor) override;
@@ -118,7 +110,7 @@ class Worker final : private Acceptor::Handler {
   size_t session_count_ = 0;
   bool stopping_ = false;                       // begin_stop() ran
   bool writer_closing_ = false;                 // writer_->close() called
-  GraceTimer grace_timer_{this};
+  MemberTimer<Worker, &Worker::on_grace_expired> grace_timer_{this};
   Counters counters_;
 
   std::mutex start_mutex_;                      // start-up handshake with start()

@@ -72,14 +72,6 @@ class SinkWorker final : private engine::Acceptor::Handler {
   void connection_finished(SinkConnection* c);
 
  private:
-  class GraceTimer final : public engine::Timer {
-   public:
-    explicit GraceTimer(SinkWorker* w) : w_(w) {}
-   private:
-    void fire() override { w_->on_grace_expired(); }
-    SinkWorker* w_;
-  };
-
   void thread_main();
   void on_accepted(engine::Acceptor& acceptor, int fd, const SocketAddress& peer) override;
   void on_acceptor_stopped(engine::Acceptor& acceptor) override;
@@ -98,7 +90,7 @@ class SinkWorker final : private engine::Acceptor::Handler {
   SinkConnection* connections_ = nullptr;       // intrusive list of live connections
   size_t connection_count_ = 0;
   bool stopping_ = false;                       // begin_stop() ran
-  GraceTimer grace_timer_{this};
+  engine::MemberTimer<SinkWorker, &SinkWorker::on_grace_expired> grace_timer_{this};
 
   std::mutex start_mutex_;                      // start-up handshake with start()
   std::condition_variable start_cv_;
