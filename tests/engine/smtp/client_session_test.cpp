@@ -695,28 +695,22 @@ TEST(ClientSession, ShutdownWhileIdleSaysQuit) {
 
 // A transaction under way when the engine stops is finished (the message may already be at the
 // server: cutting it would deliver it twice after the restart); then QUIT, no further work taken.
+// The shutdown comes right after MAIL/RCPT/DATA went out, or after the final dot.
 TEST(ClientSession, ShutdownDuringATransactionFinishesItThenQuits) {
   ClientConfig c = config();
   std::vector<OutboundTransaction> txns{txn("a@src.test", {"b@dst.test"}, "one\r\n"),
                                         txn("a@src.test", {"c@dst.test"}, "two\r\n")};
-  expect_transcript(c, txns,
-                    {S(kGreeting, kEhlo), S(kEhloPipelining, "MAIL FROM:<a@src.test> SIZE=5\r\n" + kRcptB + "DATA\r\n"),
-                     S(kOk + kOk + k354, "one\r\n.\r\n"), {Event::kShutdown, "", ""}, S(kQueued, kQuit),
-                     S(kBye, "")},
-                    {"next: t0", "t0:0 ok - end of data 250 2.0.0", "done t0", "session ok - QUIT 221 2.0.0"},
-                    ClientAction::kClose);
-}
-
-// Shutdown right after MAIL/RCPT/DATA went out: the transaction still completes.
-TEST(ClientSession, ShutdownBeforeTheDataReplyStillSendsTheMessage) {
-  ClientConfig c = config();
-  std::vector<OutboundTransaction> txns{txn("a@src.test", {"b@dst.test"}, "one\r\n")};
-  expect_transcript(c, txns,
-                    {S(kGreeting, kEhlo), S(kEhloPipelining, "MAIL FROM:<a@src.test> SIZE=5\r\n" + kRcptB + "DATA\r\n"),
-                     {Event::kShutdown, "", ""}, S(kOk + kOk + k354, "one\r\n.\r\n"), S(kQueued, kQuit),
-                     S(kBye, "")},
-                    {"next: t0", "t0:0 ok - end of data 250 2.0.0", "done t0", "session ok - QUIT 221 2.0.0"},
-                    ClientAction::kClose);
+  const Step shutdown{Event::kShutdown, "", ""};
+  for (size_t at : {size_t{2}, size_t{3}}) {
+    std::vector<Step> steps{S(kGreeting, kEhlo),
+                            S(kEhloPipelining, "MAIL FROM:<a@src.test> SIZE=5\r\n" + kRcptB + "DATA\r\n"),
+                            S(kOk + kOk + k354, "one\r\n.\r\n"), S(kQueued, kQuit), S(kBye, "")};
+    steps.insert(steps.begin() + static_cast<std::ptrdiff_t>(at), shutdown);
+    SCOPED_TRACE(at == 2 ? "shutdown before the DATA reply" : "shutdown after the final dot");
+    expect_transcript(c, txns, steps,
+                      {"next: t0", "t0:0 ok - end of data 250 2.0.0", "done t0", "session ok - QUIT 221 2.0.0"},
+                      ClientAction::kClose);
+  }
 }
 
 // When the grace period is over (shutdown with now) the transaction is cut like a lost connection:
