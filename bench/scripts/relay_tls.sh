@@ -101,11 +101,11 @@ echo "relay TLS benchmark: $N messages of $SIZE bytes, $CONNS inbound connection
 echo "machine: $(nproc) cores, $(uname -r); binaries from $BUILD"
 fmt='%-5s %-6s %8s %8s %6s %10s %12s %12s %22s\n'
 printf "$fmt" pair mode seconds msgs/s ratio hs/s hop1-resumed hop2-resumed "cpu s ringmail/sink/inj"
-all_plain=0; all_tls=0; ratios=()
+all_plain=0; all_tls=0; ratios=(); cpu_plain=0; cpu_tls=0
 for pair in $(seq "$PAIRS"); do
   relay_run plain "p$pair"
   plain_secs=$SECS
-  all_plain=$(calc "$all_plain + $SECS")
+  all_plain=$(calc "$all_plain + $SECS"); cpu_plain=$(calc "$cpu_plain + $CPU_RM")
   printf "$fmt" "$pair" plain "$(printf %.2f "$SECS")" "$(calc "round($N / $SECS)")" - - - - \
     "$CPU_RM/$CPU_SINK/$CPU_INJECT"
   relay_run tls "t$pair"
@@ -114,7 +114,7 @@ for pair in $(seq "$PAIRS"); do
     "$(calc "f'{$plain_secs / $SECS:.3f}'")" "$(calc "f'{$hs / $SECS:.1f}'")" "$IN_RES/$IN_HS" "$OUT_RES/$OUT_HS" \
     "$CPU_RM/$CPU_SINK/$CPU_INJECT"
   echo "      (ringmail's own count, hop2: ${RM_OUT_HS:-none})"
-  all_tls=$(calc "$all_tls + $SECS")
+  all_tls=$(calc "$all_tls + $SECS"); cpu_tls=$(calc "$cpu_tls + $CPU_RM")
   ratios+=("$(calc "$plain_secs / $SECS")")
 done
 # The machine is shared and single runs are noisy: the pooled figure (all plain runs against all TLS
@@ -122,6 +122,9 @@ done
 echo "all pairs: plain $(calc "round($PAIRS * $N / $all_plain)") msgs/s, TLS $(calc "round($PAIRS * $N / $all_tls)") msgs/s," \
      "pooled ratio $(calc "f'{$all_plain / $all_tls:.3f}'"), median pair ratio" \
      "$(/usr/bin/python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.3f}')" "${ratios[@]}")"
+# ringmail's own CPU per relayed message, which the rig's share of the cores does not affect.
+echo "ringmail CPU per message: plain $(calc "round($cpu_plain * 1e6 / ($PAIRS * $N), 1)") us," \
+     "TLS $(calc "round($cpu_tls * 1e6 / ($PAIRS * $N), 1)") us ($(calc "f'{($cpu_tls / $cpu_plain - 1) * 100:+.0f}'") %)"
 echo "ratio = TLS msgs/s / plain msgs/s of the same pair (target >= 0.70); hs/s = handshakes on both hops /"
 echo "run seconds; hop1 = inject -> ringmail (counted by the injector), hop2 = ringmail -> sink (counted by the"
 echo "sink); cpu s = user+system seconds of each process during the run"
