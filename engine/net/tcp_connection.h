@@ -65,8 +65,8 @@ class TcpConnection {
   const tls::TlsSession* tls() const { return tls_.get(); }
   bool tls_active() const { return tls_ != nullptr && tls_->established(); }
   // The owner went idle: if no byte moves for kIdleRelease, give the buffers back to the allocator
-  // (TLS record buffers and memory BIOs, our output strings). Call at every idle point; nothing is
-  // lost (only empty buffers are released). Deferred because a busy pipelining client goes "idle"
+  // (OpenSSL's record buffers, the TLS session's strings and ours). Call at every idle point;
+  // nothing is lost (only empty buffers are released). Deferred because a busy pipelining client goes "idle"
   // between every two messages, and freeing and re-allocating the TLS buffers each time cost more
   // CPU than the encryption did.
   void release_idle_buffers();
