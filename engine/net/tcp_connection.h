@@ -66,9 +66,9 @@ class TcpConnection {
   bool tls_active() const { return tls_ != nullptr && tls_->established(); }
   // The owner went idle: if no byte moves for kIdleRelease, give the buffers back to the allocator
   // (OpenSSL's record buffers, the TLS session's strings and ours). Call at every idle point;
-  // nothing is lost (only empty buffers are released). Deferred because a busy pipelining client goes "idle"
-  // between every two messages, and freeing and re-allocating the TLS buffers each time cost more
-  // CPU than the encryption did.
+  // nothing is lost (only empty buffers are released). Deferred because a busy pipelining client
+  // goes "idle" between every two messages, and freeing and re-allocating the TLS buffers each time
+  // cost more CPU than the encryption did.
   void release_idle_buffers();
   static constexpr std::chrono::milliseconds kIdleRelease{500};
   unsigned idle_releases() const { return idle_releases_; }  // times the buffers were released
