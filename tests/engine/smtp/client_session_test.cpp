@@ -739,21 +739,12 @@ TEST(ClientSession, ShutdownNowCutsTheTransaction) {
                                                     "done t0", "session transient message end of data 451 4.4.2 dup"}));
 }
 
-// Before any transaction there is nothing to finish: the session ends at once.
+// Before any transaction there is nothing to finish: the session ends at once, no work taken.
 TEST(ClientSession, ShutdownBeforeAnyTransactionEndsAtOnce) {
-  ClientConfig c = config();
   std::vector<OutboundTransaction> txns{txn("a@src.test", {"b@dst.test"}, "one\r\n")};
-  Recorder hooks(txns);
-  ClientSession s(c, hooks);
-  std::string out;
-  (void)s.on_connected(out);
-  (void)s.on_input(kGreeting, out);  // EHLO sent, no reply yet
-  out.clear();
-  EXPECT_EQ(s.shutdown(out), ClientAction::kClose);
-  EXPECT_FALSE(s.draining());
-  EXPECT_EQ(out, "");
-  EXPECT_EQ(std::count_if(hooks.events.begin(), hooks.events.end(),
-                          [](const std::string& e) { return e.rfind("next:", 0) == 0; }), 0);
+  expect_transcript(config(), txns, {S(kGreeting, kEhlo), {Event::kShutdown, "", ""}},
+                    {"session next-host connection EHLO 451 4.4.2"},
+                    ClientAction::kClose);
 }
 
 // ---- timeouts ----
