@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,40 @@ TEST(DataDecoder, SizeLimitCountsUnstuffedOctetsAndStopsStoring) {
   EXPECT_TRUE(over.done);
   EXPECT_EQ(over.verdict, DataVerdict::kTooBig);
   EXPECT_LE(over.message.size(), 99u);
+}
+
+// Fed whole, ordinary lines go through the decoder's run fast path; fed one byte at a time they
+// never do (the fast path needs the CR, LF and the next byte in one piece). Random inputs over
+// the bytes that matter must decode the same both ways and in random pieces.
+TEST(DataDecoder, FastPathAgreesWithByteAtATime) {
+  std::mt19937 rng(20261128);
+  const std::string alphabet("ab.\r\n\r\n\0 ", 10);
+  size_t finished = 0;
+  for (int n = 0; n < 3000; ++n) {
+    std::string input;
+    const size_t len = rng() % 120;
+    for (size_t i = 0; i < len; ++i) {
+      // Mostly well-formed lines, so that runs of several lines and the end marker occur.
+      if (rng() % 4 == 0) input += alphabet[rng() % alphabet.size()];
+      else input += (rng() % 3 == 0) ? std::string("\r\n") : std::string(rng() % 9, 'x');
+    }
+    if (rng() % 2) input += "\r\n.\r\n";
+    const uint64_t max_size = 20 + rng() % 200;
+    const size_t max_line = 4 + rng() % 30;
+    const Decoded ref = decode(input, 1, max_size, max_line);
+    for (size_t chunk : {input.size() + 1, size_t{2} + rng() % 16}) {
+      const Decoded got = decode(input, chunk, max_size, max_line);
+      ASSERT_EQ(got.done, ref.done) << testing::PrintToString(input) << " chunk " << chunk;
+      ASSERT_EQ(got.consumed, ref.consumed) << testing::PrintToString(input) << " chunk " << chunk;
+      ASSERT_EQ(static_cast<int>(got.verdict), static_cast<int>(ref.verdict))
+          << testing::PrintToString(input) << " chunk " << chunk;
+      if (ref.verdict == DataVerdict::kAccept) {
+        ASSERT_EQ(got.message, ref.message) << testing::PrintToString(input);
+      }
+    }
+    finished += ref.done ? 1 : 0;
+  }
+  EXPECT_GT(finished, 1000u);  // the end of data was reached often enough to test it
 }
 
 }  // namespace
