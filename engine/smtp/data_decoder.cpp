@@ -137,8 +137,7 @@ size_t DataDecoder::feed(std::string_view input, std::string& message) {
         const char* q = find_special(p, end);
         while (end - q > 2 && q[0] == '\r' && q[1] == '\n' && q[2] != '.') {
           line_length_ += static_cast<size_t>(q - p) + 2;
-          if (line_length_ > max_line_) long_line_ = true;
-          line_length_ = 0;
+          note_line_end();
           p = q + 2;
           q = find_special(p, end);
         }
