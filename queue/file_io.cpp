@@ -42,6 +42,10 @@ int pread_all(int fd, void* data, size_t len, uint64_t offset) {
   return len > INT_MAX ? INT_MAX : static_cast<int>(len);
 }
 
+int FileIo::write_now(int fd, const void* data, size_t len, uint64_t offset) {
+  return pwrite_all(fd, data, len, offset);
+}
+
 void BlockingFileIo::write(int fd, const void* data, size_t len, uint64_t offset, Op* op) {
   done_.push_back({op, pwrite_all(fd, data, len, offset)});
 }

@@ -22,6 +22,13 @@ class FileIo {
   virtual void read(int fd, void* data, size_t len, uint64_t offset, Op* op) = 0;         // all len bytes or error
   virtual void datasync(int fd, Op* op) = 0;  // fdatasync
   virtual void fsync(int fd, Op* op) = 0;     // full fsync (directories)
+
+  // Optional synchronous write into the page cache, for writes up to inline_write_limit() bytes
+  // (0 = this FileIo has none, the default). The spool writer uses it for small batches just
+  // before the datasync that covers them, which saves a trip through a worker thread per batch.
+  // Returns len or -errno, like pwrite_all.
+  virtual size_t inline_write_limit() const { return 0; }
+  virtual int write_now(int fd, const void* data, size_t len, uint64_t offset);
 };
 
 // Executes synchronously with pwrite/pread/fdatasync/fsync, queues the completions; drain() delivers.

@@ -167,7 +167,22 @@ void SpoolWriter::seal(Segment* seg) {
 }
 
 void SpoolWriter::kick() {
-  if (!write_in_flight_ && !staged_.empty()) {
+  // Between datasyncs, small batches go into the page cache at once (FileIo::write_now) and the
+  // datasync below covers them; while a datasync runs they wait, so each sync has one cheap write
+  // ahead of it instead of several trips through a worker thread. Batches too big to write inline
+  // (or every batch, if the FileIo has no inline writes) take the asynchronous path, which may
+  // overlap a datasync.
+  const size_t inline_limit = io_.inline_write_limit();
+  bool wrote_inline = false;
+  while (!write_in_flight_ && !sync_in_flight_ && !staged_.empty() &&
+         staged_.front().bytes.size() <= inline_limit) {
+    Batch b = std::move(staged_.front());
+    staged_.pop_front();
+    int result = io_.write_now(b.seg->fd, b.bytes.data(), b.bytes.size(), b.offset);
+    wrote_inline = true;
+    finish_write(b, result);
+  }
+  if (!write_in_flight_ && !staged_.empty() && staged_.front().bytes.size() > inline_limit) {
     in_flight_ = std::move(staged_.front());
     staged_.pop_front();
     write_in_flight_ = true;
@@ -184,11 +199,20 @@ void SpoolWriter::kick() {
       break;
     }
   }
+  // A failed inline write fails its records; if nothing is in flight, make a completion come
+  // that delivers those failures (callbacks never run inside append()).
+  if (wrote_inline) ensure_progress();
 }
 
 void SpoolWriter::on_write_done(int result) {
   write_in_flight_ = false;
   Batch b = std::move(in_flight_);
+  finish_write(b, result);
+  kick();
+  deliver_callbacks();
+}
+
+void SpoolWriter::finish_write(Batch& b, int result) {
   Segment* seg = b.seg;
   if (!seg->failed) {
     if (result < 0) {
@@ -202,8 +226,6 @@ void SpoolWriter::on_write_done(int result) {
     }
   }
   if (spare_.size() < 4 && b.bytes.capacity() <= 2 * spool_.options().max_batch_bytes) spare_.push_back(std::move(b.bytes));
-  kick();
-  deliver_callbacks();
 }
 
 void SpoolWriter::on_sync_done(int result) {

@@ -1,6 +1,7 @@
 // SpoolWriter: one per worker thread; appends accepted messages to that thread's segment file with
 // group commit. Pipeline: appends accumulate in a staging batch; at most ONE write (a whole batch,
-// contiguous at the segment end) and ONE datasync are in flight; a record is acknowledged only
+// contiguous at the segment end; small batches are written inline between datasyncs, see kick())
+// and ONE datasync are in flight; a record is acknowledged only
 // after a datasync issued after its write completed has completed (and, for a new segment, the
 // directory fsync). Writes are serial and contiguous, so acknowledged records always form a
 // prefix of the segment: a torn record can only be followed by unacknowledged data, and recovery
@@ -94,6 +95,7 @@ class SpoolWriter {  // not thread-safe; all callbacks on the writer's thread
   void seal(Segment* seg);
   void kick();                       // issue the next write and sync if allowed
   void on_write_done(int result);
+  void finish_write(Batch& b, int result);  // a batch's write completed (inline or not)
   void on_sync_done(int result);
   void on_nudge_done(int result);
   void on_dir_synced(Segment* seg, int result);

@@ -1,5 +1,6 @@
 // The spool's asynchronous file I/O (queue::FileIo) on a worker's io_uring ring: writes, reads,
-// fdatasync and fsync run as ring operations, so group commit never blocks the loop thread.
+// fdatasync and fsync run as ring operations, so group commit never waits for the device on the
+// loop thread; small spool batches may instead be copied into the page cache inline (write_now).
 // Short reads/writes are resubmitted until complete. Operation slots are pooled (no allocation
 // in steady state).
 #pragma once
@@ -21,6 +22,11 @@ class RingFileIo final : public queue::FileIo {
   void read(int fd, void* data, size_t len, uint64_t offset, Op* op) override;
   void datasync(int fd, Op* op) override;
   void fsync(int fd, Op* op) override;
+  // Small spool batches are written with pwrite on the loop thread (a copy into the page cache,
+  // microseconds) rather than through io_uring's worker threads; fdatasync always goes through
+  // the ring. Bigger writes stay asynchronous, so a large message never stalls the loop.
+  static constexpr size_t kInlineWriteLimit = 256 << 10;
+  size_t inline_write_limit() const override { return kInlineWriteLimit; }
   size_t in_flight() const { return in_flight_; }
 
  private:

@@ -48,6 +48,7 @@ class GroupCommitTest : public ::testing::Test {
     order_.push_back(env.id);
     return env.id;
   }
+  void random_run(unsigned seed);  // random appends and completions; every promise checked
   void close_writer() {
     bool done = false;
     writer_->close([&] { done = true; });
@@ -134,8 +135,94 @@ TEST_F(GroupCommitTest, RotationAcksOldSegmentFirstAndSyncsNewDirectoryEntry) {
 
 // Random interleavings of appends and out-of-order completions: every ack passes the durability
 // check, acks come in append order, and everything acked is recovered.
-TEST_F(GroupCommitTest, RandomCompletionOrderKeepsThePromise) {
-  std::mt19937 rng(12345);
+TEST_F(GroupCommitTest, RandomCompletionOrderKeepsThePromise) { random_run(12345); }
+
+// Inline writes (FileIo::write_now) mixed with asynchronous ones: records up to 5,000 bytes in
+// 4 KiB batches, so some batches are over the 2 KiB inline limit and take the held write path.
+TEST_F(GroupCommitTest, RandomCompletionOrderKeepsThePromiseWithInlineWrites) {
+  io_.inline_limit = 2 << 10;
+  random_run(777);
+  EXPECT_GT(io_.inline_writes, 50u);
+  EXPECT_GT(io_.issued(Kind::kWrite), 50u);
+}
+
+TEST_F(GroupCommitTest, InlineWritesWaitForTheSyncInFlight) {
+  io_.inline_limit = 4 << 10;
+  QueueId a = append(100);
+  // New segment: the directory fsync is issued; header + A go into the file at once and the
+  // datasync covering them is issued; nothing goes through the held write path.
+  EXPECT_EQ(io_.inline_writes, 1u);
+  EXPECT_EQ(io_.count(Kind::kWrite), 0u);
+  EXPECT_EQ(io_.count(Kind::kDatasync), 1u);
+  QueueId b = append(100);
+  QueueId c = append(100);
+  EXPECT_EQ(io_.inline_writes, 1u) << "B and C wait while the datasync runs";
+  EXPECT_EQ(io_.count(Kind::kWrite), 0u);
+  ASSERT_TRUE(io_.complete_first(Kind::kFsync));
+  ASSERT_TRUE(io_.complete_first(Kind::kDatasync));
+  ASSERT_EQ(rec_.calls.size(), 1u);
+  EXPECT_EQ(rec_.calls[0].id, a);
+  EXPECT_EQ(io_.inline_writes, 2u) << "B+C written in one go once the datasync completed";
+  EXPECT_EQ(io_.count(Kind::kDatasync), 1u) << "and a datasync for them issued";
+  ASSERT_TRUE(io_.complete_first(Kind::kDatasync));
+  ASSERT_EQ(rec_.calls.size(), 3u);
+  EXPECT_EQ(rec_.calls[1].id, b);
+  EXPECT_EQ(rec_.calls[2].id, c);
+  EXPECT_EQ(writer_->stats().batches, 2u);
+  EXPECT_EQ(writer_->stats().syncs, 2u);
+  close_writer();
+}
+
+TEST_F(GroupCommitTest, BatchOverTheInlineLimitIsWrittenAsynchronouslyEvenDuringASync) {
+  io_.inline_limit = 1000;
+  append(100);
+  ASSERT_EQ(io_.count(Kind::kDatasync), 1u);
+  append(3000);
+  EXPECT_EQ(io_.count(Kind::kWrite), 1u) << "a big batch does not wait for the datasync";
+  EXPECT_EQ(io_.inline_writes, 1u);
+  io_.complete_all();
+  ASSERT_EQ(rec_.calls.size(), 2u);
+  EXPECT_TRUE(rec_.calls[0].ok);
+  EXPECT_TRUE(rec_.calls[1].ok);
+  close_writer();
+}
+
+TEST_F(GroupCommitTest, InlineWriteErrorFailsTheBatchOutsideAppend) {
+  io_.inline_limit = 4 << 10;
+  bool inside = false;
+  auto durable = rec_.check;
+  rec_.check = [&](QueueId id, const Status& st) {
+    EXPECT_FALSE(inside) << "callback ran inside append()";
+    durable(id, st);
+  };
+  QueueId a = append(100);
+  io_.complete_all();
+  ASSERT_EQ(rec_.calls.size(), 1u);
+  ASSERT_EQ(io_.held(), 0u);
+  // Nothing in flight now: the failure must still be reported, later, by a completion.
+  io_.fail_inline_errno = EIO;
+  inside = true;
+  QueueId b = append(100);  // its inline write fails inside append()
+  inside = false;
+  EXPECT_EQ(rec_.calls.size(), 1u);
+  EXPECT_GT(io_.held(), 0u) << "an operation is in flight to deliver the failure";
+  io_.complete_all();
+  ASSERT_EQ(rec_.calls.size(), 2u);
+  EXPECT_EQ(rec_.calls[1].id, b);
+  EXPECT_FALSE(rec_.calls[1].ok);
+  EXPECT_NE(rec_.calls[1].error.find("Input/output error"), std::string::npos) << rec_.calls[1].error;
+  // The failed segment takes no more records; the next one goes to a fresh segment.
+  QueueId c = append(100);
+  io_.complete_all();
+  ASSERT_EQ(rec_.calls.size(), 3u);
+  EXPECT_EQ(rec_.calls[2].id, c);
+  EXPECT_TRUE(rec_.calls[2].ok);
+  EXPECT_NE(locations_[c].segment, locations_[a].segment);
+  close_writer();
+}
+
+void GroupCommitTest::random_run(unsigned seed) {
+  std::mt19937 rng(seed);
   for (int step = 0; step < 1500; ++step) {
     int what = static_cast<int>(rng() % 3);
     if (what == 0 || io_.held() == 0) {

@@ -89,6 +89,28 @@ class HoldingFileIo final : public FileIo {
     ++issued_[Kind::kFsync];
   }
 
+  // Inline writes (FileIo::write_now) run at once and count as completed writes; off (0) unless a
+  // test sets a limit. fail_inline_errno makes the next inline write fail without writing.
+  size_t inline_limit = 0;
+  int fail_inline_errno = 0;
+  size_t inline_writes = 0;  // inline writes done (or failed)
+  size_t inline_write_limit() const override { return inline_limit; }
+  int write_now(int fd, const void* data, size_t len, uint64_t offset) override {
+    ++inline_writes;
+    if (fail_inline_errno) {
+      int e = fail_inline_errno;
+      fail_inline_errno = 0;
+      return -e;
+    }
+    int result = pwrite_all(fd, data, len, offset);
+    if (result >= 0) {
+      const std::string path = fd_path(fd);
+      written_[path].insert({offset, offset + len});
+      log_[path].push_back({offset, offset + len, false});
+    }
+    return result;
+  }
+
   size_t held() const { return held_.size(); }
   const Held& at(size_t i) const { return held_[i]; }
   int find(Kind k) const {
