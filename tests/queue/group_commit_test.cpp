@@ -49,6 +49,17 @@ class GroupCommitTest : public ::testing::Test {
     return env.id;
   }
   void random_run(unsigned seed);  // random appends and completions; every promise checked
+  // After a segment failed: the next append goes to a fresh segment (not that of `in_failed`) and
+  // is acknowledged.
+  void expect_next_append_in_fresh_segment(QueueId in_failed) {
+    const size_t n = rec_.calls.size();
+    QueueId next = append(100);
+    io_.complete_all();
+    ASSERT_EQ(rec_.calls.size(), n + 1);
+    EXPECT_EQ(rec_.calls[n].id, next);
+    EXPECT_TRUE(rec_.calls[n].ok);
+    EXPECT_NE(locations_[next].segment, locations_[in_failed].segment);
+  }
   void close_writer() {
     bool done = false;
     writer_->close([&] { done = true; });
@@ -211,13 +222,7 @@ TEST_F(GroupCommitTest, InlineWriteErrorFailsTheBatchOutsideAppend) {
   EXPECT_EQ(rec_.calls[1].id, b);
   EXPECT_FALSE(rec_.calls[1].ok);
   EXPECT_NE(rec_.calls[1].error.find("Input/output error"), std::string::npos) << rec_.calls[1].error;
-  // The failed segment takes no more records; the next one goes to a fresh segment.
-  QueueId c = append(100);
-  io_.complete_all();
-  ASSERT_EQ(rec_.calls.size(), 3u);
-  EXPECT_EQ(rec_.calls[2].id, c);
-  EXPECT_TRUE(rec_.calls[2].ok);
-  EXPECT_NE(locations_[c].segment, locations_[a].segment);
+  expect_next_append_in_fresh_segment(a);  // the failed segment takes no more records
   close_writer();
 }
 
@@ -285,13 +290,7 @@ TEST_F(GroupCommitTest, WriteErrorFailsTheBatchNeverAcksItAndTheSpoolStaysUsable
   EXPECT_NE(rec_.calls[1].error.find("No space left"), std::string::npos) << rec_.calls[1].error;
   EXPECT_EQ(rec_.calls[2].id, c);
   EXPECT_FALSE(rec_.calls[2].ok) << "data after a failed write in the same segment is never acked";
-  // Later appends go to a fresh segment and are acknowledged.
-  QueueId d = append(100);
-  io_.complete_all();
-  ASSERT_EQ(rec_.calls.size(), 4u);
-  EXPECT_EQ(rec_.calls[3].id, d);
-  EXPECT_TRUE(rec_.calls[3].ok);
-  EXPECT_NE(locations_[d].segment, locations_[a].segment);
+  expect_next_append_in_fresh_segment(a);
   EXPECT_EQ(writer_->stats().failed, 2u);
   close_writer();
 }
