@@ -41,6 +41,24 @@ int64_t to_ns(MonoTime t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+enum class SendResult { kAll, kBlocked, kBroken };
+
+// Sends as much of `data` as the non-blocking socket takes; *sent counts the bytes it took.
+SendResult send_some(int fd, std::string_view data, size_t* sent) {
+  *sent = 0;
+  while (*sent < data.size()) {
+    ssize_t n = ::send(fd, data.data() + *sent, data.size() - *sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      *sent += size_t(n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return SendResult::kBlocked;
+    if (n < 0 && errno == EINTR) continue;
+    return SendResult::kBroken;
+  }
+  return SendResult::kAll;
+}
+
 }  // namespace
 
 struct LoadLoop::Slot {
@@ -321,38 +339,26 @@ bool LoadLoop::flush(Slot& slot) {
       slot.session->consume_output(out.size());
     }
     slot.tls->take_output(slot.wire);
-    while (slot.wire_sent < slot.wire.size()) {
-      ssize_t n = ::send(slot.fd, slot.wire.data() + slot.wire_sent, slot.wire.size() - slot.wire_sent, MSG_NOSIGNAL);
-      if (n > 0) {
-        slot.wire_sent += size_t(n);
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        set_want_write(slot, true);
-        return true;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      return false;
+    size_t sent = 0;
+    SendResult r = send_some(slot.fd, std::string_view(slot.wire).substr(slot.wire_sent), &sent);
+    slot.wire_sent += sent;
+    if (r == SendResult::kBroken) return false;
+    if (r == SendResult::kBlocked) {
+      set_want_write(slot, true);
+      return true;
     }
     slot.wire.clear();
     slot.wire_sent = 0;
     set_want_write(slot, false);
     return true;
   }
-  for (;;) {
-    std::string_view out = slot.session->output();
-    if (out.empty()) break;
-    ssize_t n = ::send(slot.fd, out.data(), out.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      slot.session->consume_output(size_t(n));
-      continue;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      set_want_write(slot, true);
-      return true;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    return false;
+  size_t sent = 0;
+  SendResult r = send_some(slot.fd, slot.session->output(), &sent);
+  slot.session->consume_output(sent);
+  if (r == SendResult::kBroken) return false;
+  if (r == SendResult::kBlocked) {
+    set_want_write(slot, true);
+    return true;
   }
   set_want_write(slot, false);
   return true;
