@@ -64,6 +64,26 @@ class AdminQueueTest(DaemonTestCase):
         wait_for(lambda: len(sink.records()) == 7, timeout=30, what="the queue draining after resume")
         wait_for(lambda: self.queues()[QUEUE]["recipients"] == 0, timeout=10, what="an empty queue")
 
+    def test_suspended_message_stays_while_its_queue_drains_then_resumes(self):
+        sink = self.start_sink()
+        d = self.relay(sink.port)
+        submit_raw(d.port, "s@example.org", ["first@example.com"], MESSAGE)  # the queue exists now
+        wait_for(lambda: len(sink.records()) == 1, timeout=30, what="the first message")
+        self.cli("suspend", QUEUE)  # the next two wait in the queue
+        held = submit_raw(d.port, "s@example.org", ["held@example.com"], MESSAGE)
+        submit_raw(d.port, "s@example.org", ["free@example.com"], MESSAGE)
+        wait_for(lambda: self.queues()[QUEUE]["recipients"] == 2, timeout=10, what="two queued")
+        self.cli("suspend", "--message", held)
+        self.cli("resume", QUEUE)
+        wait_for(lambda: len(sink.records()) == 2, timeout=30, what="the other message")
+        time.sleep(1)
+        self.assertEqual([r["rcpts"] for r in sink.records()[1:]], [["free@example.com"]],
+                         "a suspended message stays when its queue is resumed")
+        self.assertIn(held, self.cli("messages", QUEUE))
+        self.cli("resume", "--message", held)
+        wait_for(lambda: len(sink.records()) == 3, timeout=30, what="the resumed message")
+        self.assertEqual(sink.records()[2]["rcpts"], ["held@example.com"])
+
     def test_remove_with_dsn(self):
         sink = self.start_sink("--rcpt-reply", "451 4.3.0 Try later", "--rcpt-reply-match", "slow")
         d = self.relay(sink.port, "--glitch-retries", "0", "--retry-min", "300")
