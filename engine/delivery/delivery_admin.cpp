@@ -134,21 +134,34 @@ bool Delivery::retry_queue(const std::string& queue_id) {
   return true;
 }
 
+namespace {
+
+// Moves the items of message `id` from `from` to the back of `to` (order kept), marking the
+// message suspended or not; returns how many moved.
+size_t move_message_items(std::deque<QueuedWork>& from, std::deque<QueuedWork>& to, queue::QueueId id,
+                          bool suspended) {
+  size_t n = 0;
+  std::deque<QueuedWork> keep;
+  for (auto& q : from) {
+    if (q.msg->env.id == id) {
+      q.msg->suspended.store(suspended, std::memory_order_relaxed);
+      to.push_back(std::move(q));
+      ++n;
+    } else {
+      keep.push_back(std::move(q));
+    }
+  }
+  from.swap(keep);
+  return n;
+}
+
+}  // namespace
+
 size_t Delivery::suspend_message(queue::QueueId id, bool suspend) {
   size_t n = 0;
   for (auto& [key, hop] : hops_) {
-    std::deque<QueuedWork> keep;
     if (suspend) {
-      for (auto& q : hop->waiting) {
-        if (q.msg->env.id == id) {
-          q.msg->suspended.store(true, std::memory_order_relaxed);
-          hop->parked.push_back(std::move(q));
-          ++n;
-        } else {
-          keep.push_back(std::move(q));
-        }
-      }
-      hop->waiting.swap(keep);
+      n += move_message_items(hop->waiting, hop->parked, id, true);
       for (auto it = hop->ready.begin(); it != hop->ready.end();) {
         if ((*it)->msg->env.id == id) {
           (*it)->msg->suspended.store(true, std::memory_order_relaxed);
@@ -160,16 +173,7 @@ size_t Delivery::suspend_message(queue::QueueId id, bool suspend) {
         }
       }
     } else {
-      for (auto& q : hop->parked) {
-        if (q.msg->env.id == id) {
-          q.msg->suspended.store(false, std::memory_order_relaxed);
-          hop->waiting.push_back(std::move(q));
-          ++n;
-        } else {
-          keep.push_back(std::move(q));
-        }
-      }
-      hop->parked.swap(keep);
+      n += move_message_items(hop->parked, hop->waiting, id, false);
       pump(*hop);
     }
   }
