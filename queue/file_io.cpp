@@ -1,6 +1,7 @@
 // BlockingFileIo and the blocking pread/pwrite loops.
 #include "queue/file_io.h"
 
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,11 +9,12 @@
 
 namespace ringmail::queue {
 
-int pwrite_all(int fd, const void* data, size_t len, uint64_t offset) {
+int pwrite_all(int fd, const void* data, size_t len, uint64_t offset, int rw_flags) {
   const char* p = static_cast<const char*>(data);
   size_t left = len;
   while (left > 0) {
-    ssize_t n = ::pwrite(fd, p, left, static_cast<off_t>(offset));
+    iovec iov{const_cast<char*>(p), left};
+    ssize_t n = ::pwritev2(fd, &iov, 1, static_cast<off_t>(offset), rw_flags);
     if (n < 0) {
       if (errno == EINTR) continue;
       return -errno;
@@ -55,6 +57,10 @@ void BlockingFileIo::read(int fd, void* data, size_t len, uint64_t offset, Op* o
 }
 
 void BlockingFileIo::datasync(int fd, Op* op) { done_.push_back({op, ::fdatasync(fd) == 0 ? 0 : -errno}); }
+
+void BlockingFileIo::write_durable(int fd, const void* data, size_t len, uint64_t offset, Op* op) {
+  done_.push_back({op, pwrite_all(fd, data, len, offset, RWF_DSYNC)});
+}
 
 void BlockingFileIo::fsync(int fd, Op* op) { done_.push_back({op, ::fsync(fd) == 0 ? 0 : -errno}); }
 

@@ -21,6 +21,9 @@ class FileIo {
   virtual void write(int fd, const void* data, size_t len, uint64_t offset, Op* op) = 0;  // all len bytes or error
   virtual void read(int fd, void* data, size_t len, uint64_t offset, Op* op) = 0;         // all len bytes or error
   virtual void datasync(int fd, Op* op) = 0;  // fdatasync
+  // A write that completes only once its bytes are durable (RWF_DSYNC). The spool uses it on an
+  // O_DIRECT descriptor with aligned data, offset and length: one operation per group commit.
+  virtual void write_durable(int fd, const void* data, size_t len, uint64_t offset, Op* op) = 0;
   virtual void fsync(int fd, Op* op) = 0;     // full fsync (directories)
 
   // Optional synchronous write into the page cache, for writes up to inline_write_limit() bytes
@@ -37,6 +40,7 @@ class BlockingFileIo final : public FileIo {
   void write(int fd, const void* data, size_t len, uint64_t offset, Op* op) override;
   void read(int fd, void* data, size_t len, uint64_t offset, Op* op) override;
   void datasync(int fd, Op* op) override;
+  void write_durable(int fd, const void* data, size_t len, uint64_t offset, Op* op) override;
   void fsync(int fd, Op* op) override;
   // Delivers queued completions, including those queued while delivering, until none is left.
   size_t drain();  // returns the number of completions delivered
@@ -51,7 +55,7 @@ class BlockingFileIo final : public FileIo {
 };
 
 // Blocking helpers shared by BlockingFileIo, recovery and the tool: loop over short transfers.
-int pwrite_all(int fd, const void* data, size_t len, uint64_t offset);  // len or -errno
+int pwrite_all(int fd, const void* data, size_t len, uint64_t offset, int rw_flags = 0);  // len or -errno
 int pread_all(int fd, void* data, size_t len, uint64_t offset);         // len, or -errno (-ENODATA at EOF)
 
 }  // namespace ringmail::queue

@@ -2,16 +2,20 @@
 // docs/spool.md). Invariants kept here:
 //   - batches of one segment are written in order, contiguous, one at a time;
 //   - a datasync covers exactly the bytes whose write had completed when it was issued;
+//   - a direct segment's durable write covers exactly the bytes it carries (RWF_DSYNC); its
+//     written_end and synced_end move together;
 //   - a record is acknowledged when its segment's directory entry is synced and synced_end >= end;
 //   - callbacks run in append order (records_ is a FIFO), so acknowledgements form a prefix;
 //   - after a failed write or sync a segment takes no more records: its unsynced records fail.
 #include "queue/spool_writer.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/log.h"
@@ -23,6 +27,9 @@ namespace ringmail::queue {
 struct SpoolWriter::Segment {
   uint64_t id = 0;                       // file seg/<16 hex>.seg
   int fd = -1;                           // O_RDWR descriptor
+  int dfd = -1;                          // O_RDWR | O_DIRECT descriptor, -1 = buffered commits
+  size_t align = 0;                      // direct I/O offset and length alignment
+  std::vector<uint8_t> tail;             // direct: bytes [written_end rounded down to align, written_end)
   uint64_t capacity = 0;                 // preallocated bytes
   uint64_t staged_end = 0;               // bytes given to records (and the header)
   uint64_t written_end = 0;              // bytes whose write completed
@@ -39,8 +46,11 @@ struct SpoolWriter::Segment {
 
 SpoolWriter::SpoolWriter(Spool& spool, unsigned writer_id, FileIo& io, const Clock& clock, uint64_t id_floor_ms)
     : spool_(spool), io_(io), clock_(clock), ids_(writer_id, id_floor_ms) {
-  write_op_.self = sync_op_.self = nudge_op_.self = this;
+  write_op_.self = sync_op_.self = nudge_op_.self = direct_op_.self = this;
   write_op_.fn = &SpoolWriter::on_write_done;
+  direct_op_.fn = &SpoolWriter::on_direct_done;
+  direct_off_ = !spool.options().direct_io;
+  if (direct_off_) log::info("spool writer {}: commits are buffered writes + fdatasync", writer_id);
   sync_op_.fn = &SpoolWriter::on_sync_done;
   nudge_op_.fn = &SpoolWriter::on_nudge_done;
 }
@@ -52,10 +62,13 @@ SpoolWriter::~SpoolWriter() {
   for (auto& seg : segments_) {
     if (!seg->sealed) seal(seg.get());
     if (seg->fd >= 0) ::close(seg->fd);
+    if (seg->dfd >= 0) ::close(seg->dfd);
   }
   std::lock_guard lock(spool_.mu_);
   spool_.writers_made_.reset(ids_.writer_id());
 }
+
+void SpoolWriter::FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
 
 QueueId SpoolWriter::next_id() { return ids_.next(clock_.wall()); }
 
@@ -126,9 +139,11 @@ SpoolWriter::Segment* SpoolWriter::create_segment(uint64_t capacity, std::string
     log::error("{}", *error);
     return nullptr;
   }
-  if (::fallocate(fd, 0, 0, static_cast<off_t>(capacity)) != 0) {
+  // Whole 4 KiB blocks, so that a direct write padded to its alignment stays inside the file.
+  const uint64_t file_size = (capacity + 4095) / 4096 * 4096;
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(file_size)) != 0) {
     int e = errno;
-    if (e != EOPNOTSUPP || ::ftruncate(fd, static_cast<off_t>(capacity)) != 0) {
+    if (e != EOPNOTSUPP || ::ftruncate(fd, static_cast<off_t>(file_size)) != 0) {
       *error = fmt::format("spool: cannot preallocate {} bytes for {}: {}", capacity, path, std::strerror(e));
       log::error("{}", *error);
       ::close(fd);
@@ -148,6 +163,7 @@ SpoolWriter::Segment* SpoolWriter::create_segment(uint64_t capacity, std::string
   seg->id = id;
   seg->fd = fd;
   seg->capacity = capacity;
+  if (!direct_off_) open_direct(seg.get(), path);
   seg->usage = spool_.register_segment(id, read_fd, 1);  // +1: this writer still appends
   seg->writer = this;
   seg->dir_op.self = seg.get();
@@ -160,6 +176,36 @@ SpoolWriter::Segment* SpoolWriter::create_segment(uint64_t capacity, std::string
   return segments_.back().get();
 }
 
+// Direct I/O needs the file system's support and its alignment (statx STATX_DIOALIGN, Linux 6.1+;
+// without that answer, 4096 bytes, which every common device accepts).
+void SpoolWriter::open_direct(Segment* seg, const std::string& path) {
+  int dfd = ::open(path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+  if (dfd < 0) {
+    log::info("spool: {} does not support direct I/O ({}); committing with write + fdatasync",
+              spool_.options().dir, std::strerror(errno));
+    direct_off_ = true;
+    return;
+  }
+  size_t align = 4096;
+  struct statx sx {};
+  if (::statx(dfd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 && (sx.stx_mask & STATX_DIOALIGN) != 0) {
+    align = std::max(sx.stx_dio_offset_align, sx.stx_dio_mem_align);
+    if (align == 0 || (align & (align - 1)) != 0 || align > 65536) {
+      log::info("spool: {} does not support direct I/O (alignment {}); committing with write + fdatasync",
+                spool_.options().dir, align);
+      ::close(dfd);
+      direct_off_ = true;
+      return;
+    }
+  }
+  if (stats_.direct_segments == 0)
+    log::info("spool writer {}: commits are O_DIRECT writes with RWF_DSYNC ({}-byte alignment)", ids_.writer_id(),
+              align);
+  seg->dfd = dfd;
+  seg->align = align;
+  ++stats_.direct_segments;
+}
+
 void SpoolWriter::seal(Segment* seg) {
   if (seg->sealed) return;
   seg->sealed = true;
@@ -167,14 +213,15 @@ void SpoolWriter::seal(Segment* seg) {
 }
 
 void SpoolWriter::kick() {
-  // Between datasyncs, small batches go into the page cache at once (FileIo::write_now) and the
+  if (!write_in_flight_ && !staged_.empty() && staged_.front().seg->dfd >= 0) write_direct();
+  // Buffered segments: between datasyncs, small batches go into the page cache at once (FileIo::write_now) and the
   // datasync below covers them; while a datasync runs they wait, so each sync has one cheap write
   // ahead of it instead of several trips through a worker thread. Batches too big to write inline
   // (or every batch, if the FileIo has no inline writes) take the asynchronous path, which may
   // overlap a datasync.
   const size_t inline_limit = io_.inline_write_limit();
   bool wrote_inline = false;
-  while (!write_in_flight_ && !sync_in_flight_ && !staged_.empty() &&
+  while (!write_in_flight_ && !sync_in_flight_ && !staged_.empty() && staged_.front().seg->dfd < 0 &&
          staged_.front().bytes.size() <= inline_limit) {
     Batch b = std::move(staged_.front());
     staged_.pop_front();
@@ -182,7 +229,8 @@ void SpoolWriter::kick() {
     wrote_inline = true;
     finish_write(b, result);
   }
-  if (!write_in_flight_ && !staged_.empty() && staged_.front().bytes.size() > inline_limit) {
+  if (!write_in_flight_ && !staged_.empty() && staged_.front().seg->dfd < 0 &&
+      staged_.front().bytes.size() > inline_limit) {
     in_flight_ = std::move(staged_.front());
     staged_.pop_front();
     write_in_flight_ = true;
@@ -225,17 +273,102 @@ void SpoolWriter::finish_write(Batch& b, int result) {
       stats_.bytes += b.bytes.size();
     }
   }
-  if (spare_.size() < 4 && b.bytes.capacity() <= 2 * spool_.options().max_batch_bytes) spare_.push_back(std::move(b.bytes));
+  recycle(std::move(b.bytes));
+}
+
+void SpoolWriter::recycle(std::vector<uint8_t> bytes) {
+  if (spare_.size() < 4 && bytes.capacity() <= 2 * spool_.options().max_batch_bytes) spare_.push_back(std::move(bytes));
+}
+
+// One write carries the segment's last partial block (already on disk; rewritten unchanged) and
+// the staged batches after it, zero-padded to the alignment. The zeros are beyond every record, so
+// a crash leaves what recovery already expects after the last record; the next write rewrites them.
+void SpoolWriter::write_direct() {
+  Segment* seg = staged_.front().seg;
+  const size_t align = seg->align;
+  const uint64_t start = seg->written_end - seg->tail.size();
+  size_t len = seg->tail.size();
+  size_t count = 0;
+  for (const Batch& b : staged_) {
+    if (b.seg != seg || (count > 0 && len + b.bytes.size() > spool_.options().max_batch_bytes)) break;
+    len += b.bytes.size();
+    ++count;
+  }
+  const size_t padded = (len + align - 1) / align * align;
+  if (padded > direct_cap_) {
+    const size_t mem_align = std::max<size_t>(align, 4096);
+    const size_t cap = (std::max(padded, 2 * direct_cap_) + mem_align - 1) / mem_align * mem_align;
+    direct_buf_.reset(static_cast<uint8_t*>(std::aligned_alloc(mem_align, cap)));
+    direct_cap_ = direct_buf_ ? cap : 0;
+    if (!direct_buf_) {
+      fail_segment(seg, seg->synced_end, fmt::format("spool: out of memory for a {} byte write", padded));
+      ensure_progress();
+      return;
+    }
+  }
+  uint8_t* p = direct_buf_.get();
+  if (!seg->tail.empty()) std::memcpy(p, seg->tail.data(), seg->tail.size());
+  size_t at = seg->tail.size();
+  for (size_t i = 0; i < count; ++i) {
+    Batch b = std::move(staged_.front());
+    staged_.pop_front();
+    std::memcpy(p + at, b.bytes.data(), b.bytes.size());
+    at += b.bytes.size();
+    recycle(std::move(b.bytes));
+  }
+  std::memset(p + at, 0, padded - at);
+  in_flight_ = Batch{seg, start, {}};
+  direct_end_ = start + at;
+  write_in_flight_ = direct_in_flight_ = true;
+  direct_started_ = clock_.now();
+  io_.write_durable(seg->dfd, p, padded, start, &direct_op_);
+}
+
+void SpoolWriter::on_direct_done(int result) {
+  write_in_flight_ = direct_in_flight_ = false;
+  Segment* seg = in_flight_.seg;
+  const uint64_t start = in_flight_.offset;
+  in_flight_ = Batch{};
+  observe_commit(direct_started_);
+  if (!seg->failed) {
+    if (result < 0) {
+      if (result == -EINVAL && !direct_off_) {
+        direct_off_ = true;
+        log::error("spool: the file system rejected a direct I/O write; new segments use write + fdatasync");
+      }
+      fail_segment(seg, seg->synced_end,
+                   fmt::format("spool: durable write of {} bytes to segment {} failed: {}", direct_end_ - start,
+                               format_queue_id(seg->id), std::strerror(-result)));
+    } else {
+      const uint64_t tail_from = direct_end_ / seg->align * seg->align;
+      const uint8_t* p = direct_buf_.get();
+      seg->tail.assign(p + (tail_from - start), p + (direct_end_ - start));
+      stats_.bytes += direct_end_ - seg->written_end;
+      seg->written_end = seg->synced_end = direct_end_;
+      ++stats_.batches;
+      ++stats_.syncs;
+    }
+  }
+  if (direct_cap_ > 2 * spool_.options().max_batch_bytes) {  // a huge message passed: give the memory back
+    direct_buf_.reset();
+    direct_cap_ = 0;
+  }
+  kick();
+  deliver_callbacks();
+}
+
+void SpoolWriter::observe_commit(MonoTime started) {
+  uint64_t ns = static_cast<uint64_t>(std::chrono::nanoseconds(clock_.now() - started).count());
+  stats_.sync_ns_sum += ns;
+  stats_.sync_ns_max = std::max(stats_.sync_ns_max, ns);
+  if (spool_.options().sync_seconds) spool_.options().sync_seconds->observe(static_cast<double>(ns) / 1e9);
 }
 
 void SpoolWriter::on_sync_done(int result) {
   sync_in_flight_ = false;
   Segment* seg = sync_seg_;
   sync_seg_ = nullptr;
-  uint64_t ns = static_cast<uint64_t>(std::chrono::nanoseconds(clock_.now() - sync_started_).count());
-  stats_.sync_ns_sum += ns;
-  stats_.sync_ns_max = std::max(stats_.sync_ns_max, ns);
-  if (spool_.options().sync_seconds) spool_.options().sync_seconds->observe(static_cast<double>(ns) / 1e9);
+  observe_commit(sync_started_);
   if (!seg->failed) {
     if (result < 0) {
       // After a failed fdatasync the kernel may have dropped the dirty pages: retrying proves
@@ -328,6 +461,7 @@ void SpoolWriter::retire_segments() {
     if (std::any_of(staged_.begin(), staged_.end(), [&](const Batch& b) { return b.seg == seg; })) return;
     if (std::any_of(records_.begin(), records_.end(), [&](const PendingRecord& r) { return r.seg == seg; })) return;
     ::close(seg->fd);
+    if (seg->dfd >= 0) ::close(seg->dfd);
     segments_.pop_front();
   }
 }

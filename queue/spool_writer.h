@@ -1,11 +1,16 @@
 // SpoolWriter: one per worker thread; appends accepted messages to that thread's segment file with
-// group commit. Pipeline: appends accumulate in a staging batch; at most ONE write (a whole batch,
-// contiguous at the segment end; small batches are written inline between datasyncs, see kick())
-// and ONE datasync are in flight; a record is acknowledged only
-// after a datasync issued after its write completed has completed (and, for a new segment, the
-// directory fsync). Writes are serial and contiguous, so acknowledged records always form a
-// prefix of the segment: a torn record can only be followed by unacknowledged data, and recovery
-// may stop at the first bad record without losing an acknowledged message (docs/spool.md).
+// group commit. Two ways to commit, chosen per segment (docs/spool.md):
+//  - direct (default where the file system has O_DIRECT): ONE durable write in flight
+//    (FileIo::write_durable, RWF_DSYNC) carrying every staged batch, padded to the direct-I/O block
+//    size; it starts at the block holding the segment's end, rewriting that block's bytes already
+//    on disk unchanged. A record is acknowledged when the write that carried it has completed.
+//  - buffered: at most ONE write (a whole batch, contiguous at the segment end; small batches are
+//    written inline between datasyncs, see kick()) and ONE datasync in flight; a record is
+//    acknowledged only after a datasync issued after its write completed has completed.
+// Either way, for a new segment the directory fsync must have completed too. Writes are serial and
+// contiguous, so acknowledged records always form a prefix of the segment: a torn record can only
+// be followed by unacknowledged data, and recovery may stop at the first bad record without losing
+// an acknowledged message.
 #pragma once
 
 #include <cstdint>
@@ -54,13 +59,14 @@ class SpoolWriter {  // not thread-safe; all callbacks on the writer's thread
 
   struct Stats {
     uint64_t batches = 0;        // write operations completed
-    uint64_t syncs = 0;          // datasyncs completed
+    uint64_t syncs = 0;          // commits completed (datasyncs, or durable direct writes)
     uint64_t records = 0;        // records acknowledged ok
     uint64_t failed = 0;         // records failed (callback with error)
     uint64_t bytes = 0;          // bytes written
     uint64_t segments = 0;       // segments created
-    uint64_t sync_ns_sum = 0;    // sum of datasync latencies (Clock::now)
-    uint64_t sync_ns_max = 0;    // worst datasync latency
+    uint64_t direct_segments = 0;  // segments committed with direct I/O
+    uint64_t sync_ns_sum = 0;    // sum of commit latencies (Clock::now)
+    uint64_t sync_ns_max = 0;    // worst commit latency
   };
   Stats stats() const { return stats_; }
 
@@ -94,8 +100,13 @@ class SpoolWriter {  // not thread-safe; all callbacks on the writer's thread
   Segment* create_segment(uint64_t capacity, std::string* error);
   void seal(Segment* seg);
   void kick();                       // issue the next write and sync if allowed
+  void write_direct();               // one durable write of the staged batches of the front segment
+  void on_direct_done(int result);
+  void open_direct(Segment* seg, const std::string& path);  // O_DIRECT descriptor, if supported
+  void observe_commit(MonoTime started);
   void on_write_done(int result);
   void finish_write(Batch& b, int result);  // a batch's write completed (inline or not)
+  void recycle(std::vector<uint8_t> bytes);  // keep a batch buffer for reuse
   void on_sync_done(int result);
   void on_nudge_done(int result);
   void on_dir_synced(Segment* seg, int result);
@@ -125,7 +136,16 @@ class SpoolWriter {  // not thread-safe; all callbacks on the writer's thread
   bool closing_ = false;                             // close() called
   bool closed_ = false;                              // close finished
   std::function<void()> close_done_;                 // close() callback
-  Hook<SpoolWriter> write_op_, sync_op_, nudge_op_;  // completion objects
+  bool direct_in_flight_ = false;                    // the write in flight is a durable direct write
+  uint64_t direct_end_ = 0;                          // segment offset the direct write makes durable
+  MonoTime direct_started_;                          // for latency stats
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t, FreeDeleter> direct_buf_;  // aligned source of the direct write
+  size_t direct_cap_ = 0;                            // its size
+  bool direct_off_ = false;                          // direct I/O disabled (option, unsupported, EINVAL)
+  Hook<SpoolWriter> write_op_, sync_op_, nudge_op_, direct_op_;  // completion objects
   Stats stats_;
 };
 

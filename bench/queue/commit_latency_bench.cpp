@@ -3,7 +3,8 @@
 // what the spool writer should do. The file lives under $TMPDIR (use the spool's file system).
 //   state: 0 = fallocate'd (unwritten extents), 1 = pre-zeroed (written and synced beforehand)
 //   shape: 0 = write, wait, fdatasync, wait (the writer today); 1 = write + fdatasync linked
-//          (IOSQE_IO_LINK, one submission); 2 = one write with RWF_DSYNC
+//          (IOSQE_IO_LINK, one submission); 2 = one write with RWF_DSYNC; 3 = O_DIRECT write with
+//          RWF_DSYNC (512-byte aligned); 4 = O_DIRECT write, then fdatasync
 // Counter proc_cpu_us: CPU of the whole process per commit, io_uring's io-wq worker threads included
 // (getrusage RUSAGE_SELF), which is what a loaded 2-core host pays for each commit.
 #include <benchmark/benchmark.h>
@@ -35,6 +36,19 @@ bool reap(io_uring& ring, unsigned n) {
   return ok;
 }
 
+// Busy CPU time of the whole machine (all cores, every process and kernel thread), from /proc/stat.
+double machine_cpu_us() {
+  FILE* f = ::fopen("/proc/stat", "r");
+  if (f == nullptr) return 0;
+  unsigned long long v[8] = {};
+  int n = ::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]);
+  ::fclose(f);
+  if (n != 8) return 0;
+  const double busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
+  return busy * 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 double process_cpu_us() {
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
@@ -62,21 +76,31 @@ void BM_Commit(benchmark::State& state) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "ringmail-commit-XXXXXX").string();
   std::string dir = ::mkdtemp(tmpl.data());
   int fd = make_file(dir + "/seg", prezero);
+  int dfd = shape >= 3 ? ::open((dir + "/seg").c_str(), O_RDWR | O_DIRECT | O_CLOEXEC) : -1;
+  if (shape >= 3) {
+    if (dfd < 0) fd = -1;
+    else std::swap(fd, dfd);
+  }
   io_uring ring;
   if (fd < 0 || io_uring_queue_init(8, &ring, 0) != 0) {
     state.SkipWithError("setup failed");
     std::filesystem::remove_all(dir);
     return;
   }
-  std::vector<char> data(kCommitBytes, 'x');
+  const size_t commit_bytes = shape >= 3 ? (kCommitBytes + 511) / 512 * 512 : kCommitBytes;
+  void* mem = nullptr;
+  if (::posix_memalign(&mem, 4096, commit_bytes) != 0) std::abort();
+  char* data = static_cast<char*>(mem);
+  std::fill(data, data + commit_bytes, 'x');
   uint64_t offset = 4096;
   bool ok = true;
   const double cpu0 = process_cpu_us();
+  const double mcpu0 = machine_cpu_us();
   for (auto _ : state) {
-    if (offset + kCommitBytes > kFileBytes) offset = 4096;
+    if (offset + commit_bytes > kFileBytes) offset = 4096;
     io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-    io_uring_prep_write(sqe, fd, data.data(), kCommitBytes, offset);
-    if (shape == 2) sqe->rw_flags = RWF_DSYNC;
+    io_uring_prep_write(sqe, fd, data, static_cast<unsigned>(commit_bytes), offset);
+    if (shape == 2 || shape == 3) sqe->rw_flags = RWF_DSYNC;
     if (shape == 1) {
       sqe->flags |= IOSQE_IO_LINK;
       io_uring_prep_fsync(io_uring_get_sqe(&ring), fd, IORING_FSYNC_DATASYNC);
@@ -85,25 +109,29 @@ void BM_Commit(benchmark::State& state) {
     } else {
       io_uring_submit(&ring);
       ok &= reap(ring, 1);
-      if (shape == 0) {
+      if (shape == 0 || shape == 4) {
         io_uring_prep_fsync(io_uring_get_sqe(&ring), fd, IORING_FSYNC_DATASYNC);
         io_uring_submit(&ring);
         ok &= reap(ring, 1);
       }
     }
-    offset += kCommitBytes;
+    offset += commit_bytes;
   }
   const double cpu = process_cpu_us() - cpu0;
   state.counters["proc_cpu_us"] = cpu / static_cast<double>(std::max<int64_t>(1, state.iterations()));
+  state.counters["machine_cpu_us"] =
+      (machine_cpu_us() - mcpu0) / static_cast<double>(std::max<int64_t>(1, state.iterations()));
   if (!ok) state.SkipWithError("an operation failed");
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
   io_uring_queue_exit(&ring);
   ::close(fd);
+  if (dfd >= 0) ::close(dfd);
+  ::free(mem);
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_Commit)
     ->ArgNames({"prezeroed", "shape"})
-    ->ArgsProduct({{0, 1}, {0, 1, 2}})
+    ->ArgsProduct({{0, 1}, {0, 1, 2, 3, 4}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -78,12 +78,12 @@ pf_rate=$(rate "$N" "$pf_secs"); rm_rate=$(rate "$N" "$secs_a")
 printf '%-10s %9s %10s %12s\n' system seconds "msgs/s" queued
 printf '%-10s %9.2f %10s %12s\n' postfix "$pf_secs" "$pf_rate" "$pf_count"
 printf '%-10s %9.2f %10s %12s   %s\n' ringmail "$secs_a" "$rm_rate" "$count_a" "${RINGMAIL_ARGS:-}"
-grep -h "spool writer" "$work/ringmail-a.log" | sed 's/^.*info: /ringmail /'
+grep -h "spool writer.*messages in" "$work/ringmail-a.log" | sed 's/^.*info: /ringmail /'
 echo "ratio ringmail/postfix: $(/usr/bin/python3 -c "print(f'{$rm_rate/$pf_rate:.1f}x')")"
 if [ -n "$COMPARE" ]; then
   cmp_rate=$(rate "$N" "$secs_b")
   printf '%-10s %9.2f %10s %12s   (%s) %s\n' compare "$secs_b" "$cmp_rate" "$count_b" "$COMPARE" "${RINGMAIL_COMPARE_ARGS:-}"
-  grep -h "spool writer" "$work/ringmail-b.log" | sed 's/^.*info: /compare  /'
+  grep -h "spool writer.*messages in" "$work/ringmail-b.log" | sed 's/^.*info: /compare  /'
   echo "ratio compare/postfix: $(/usr/bin/python3 -c "print(f'{$cmp_rate/$pf_rate:.1f}x')")"
   [ "$count_b" -eq "$N" ] || { echo "compare build queued $count_b of $N" >&2; exit 1; }
 fi

@@ -82,6 +82,7 @@ int run(int argc, char** argv) {
   metrics::RelayMetrics relay_metrics(registry);
   queue::SpoolOptions spool_opts;
   spool_opts.dir = opts->spool_dir;
+  spool_opts.direct_io = opts->spool_io == "direct";
   spool_opts.sync_seconds = &relay_metrics.spool_sync_seconds;
   auto spool = queue::Spool::open(spool_opts);
   if (!spool) {

@@ -38,6 +38,11 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
       ->capture_default_str();
   app.add_option("--hostname", o.hostname, "our host name in the greeting and Received: (default: the system's)");
   app.add_option("--spool", o.spool_dir, "spool directory (created if missing)")->capture_default_str();
+  app.add_option("--spool-io", o.spool_io,
+                 "how the spool commits: direct (O_DIRECT writes with RWF_DSYNC, one per group commit; falls back "
+                 "to buffered where the file system has no direct I/O) or buffered (write + fdatasync)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"direct", "buffered"}));
   app.add_option("--config", o.config_file, "send connector file (TOML); without it all mail is held");
   app.add_option("--node", o.node_name, "this node's name, matched against connectors' `nodes` (default: --hostname)");
   app.add_option("--node-address", o.node_addresses,

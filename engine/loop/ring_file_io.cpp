@@ -30,7 +30,9 @@ void RingFileIo::submit(Slot& s) {
   io_uring_sqe* sqe = loop_.sqe_for(&s);
   switch (s.kind) {
     case Kind::kWrite:
+    case Kind::kWriteDurable:
       io_uring_prep_write(sqe, s.fd, s.data + s.done, static_cast<unsigned>(s.len - s.done), s.offset + s.done);
+      if (s.kind == Kind::kWriteDurable) sqe->rw_flags = RWF_DSYNC;
       break;
     case Kind::kRead:
       io_uring_prep_read(sqe, s.fd, s.data + s.done, static_cast<unsigned>(s.len - s.done), s.offset + s.done);
@@ -45,7 +47,7 @@ void RingFileIo::submit(Slot& s) {
 }
 
 void RingFileIo::on_slot(Slot& s, int res) {
-  if (res >= 0 && (s.kind == Kind::kWrite || s.kind == Kind::kRead)) {
+  if (res >= 0 && (s.kind == Kind::kWrite || s.kind == Kind::kWriteDurable || s.kind == Kind::kRead)) {
     if (res == 0 && s.kind == Kind::kRead && s.done < s.len) {
       res = -EIO;  // unexpected end of file
     } else {
@@ -63,50 +65,33 @@ void RingFileIo::on_slot(Slot& s, int res) {
   op->complete(res);
 }
 
-void RingFileIo::write(int fd, const void* data, size_t len, uint64_t offset, Op* op) {
+void RingFileIo::start(Kind kind, int fd, char* data, size_t len, uint64_t offset, Op* op) {
   Slot* s = take();
   *s = Slot{};
   s->io = this;
-  s->kind = Kind::kWrite;
+  s->kind = kind;
   s->fd = fd;
-  s->data = const_cast<char*>(static_cast<const char*>(data));
+  s->data = data;
   s->len = len;
   s->offset = offset;
   s->op = op;
   submit(*s);
+}
+
+void RingFileIo::write(int fd, const void* data, size_t len, uint64_t offset, Op* op) {
+  start(Kind::kWrite, fd, const_cast<char*>(static_cast<const char*>(data)), len, offset, op);
+}
+
+void RingFileIo::write_durable(int fd, const void* data, size_t len, uint64_t offset, Op* op) {
+  start(Kind::kWriteDurable, fd, const_cast<char*>(static_cast<const char*>(data)), len, offset, op);
 }
 
 void RingFileIo::read(int fd, void* data, size_t len, uint64_t offset, Op* op) {
-  Slot* s = take();
-  *s = Slot{};
-  s->io = this;
-  s->kind = Kind::kRead;
-  s->fd = fd;
-  s->data = static_cast<char*>(data);
-  s->len = len;
-  s->offset = offset;
-  s->op = op;
-  submit(*s);
+  start(Kind::kRead, fd, static_cast<char*>(data), len, offset, op);
 }
 
-void RingFileIo::datasync(int fd, Op* op) {
-  Slot* s = take();
-  *s = Slot{};
-  s->io = this;
-  s->kind = Kind::kDatasync;
-  s->fd = fd;
-  s->op = op;
-  submit(*s);
-}
+void RingFileIo::datasync(int fd, Op* op) { start(Kind::kDatasync, fd, nullptr, 0, 0, op); }
 
-void RingFileIo::fsync(int fd, Op* op) {
-  Slot* s = take();
-  *s = Slot{};
-  s->io = this;
-  s->kind = Kind::kFsync;
-  s->fd = fd;
-  s->op = op;
-  submit(*s);
-}
+void RingFileIo::fsync(int fd, Op* op) { start(Kind::kFsync, fd, nullptr, 0, 0, op); }
 
 }  // namespace ringmail::engine

@@ -21,6 +21,7 @@ class RingFileIo final : public queue::FileIo {
   void write(int fd, const void* data, size_t len, uint64_t offset, Op* op) override;
   void read(int fd, void* data, size_t len, uint64_t offset, Op* op) override;
   void datasync(int fd, Op* op) override;
+  void write_durable(int fd, const void* data, size_t len, uint64_t offset, Op* op) override;
   void fsync(int fd, Op* op) override;
   // Small spool batches are written with pwrite on the loop thread (a copy into the page cache,
   // microseconds) rather than through io_uring's worker threads; fdatasync always goes through
@@ -30,7 +31,7 @@ class RingFileIo final : public queue::FileIo {
   size_t in_flight() const { return in_flight_; }
 
  private:
-  enum class Kind { kWrite, kRead, kDatasync, kFsync };
+  enum class Kind { kWrite, kWriteDurable, kRead, kDatasync, kFsync };
   struct Slot final : Completion {
     RingFileIo* io = nullptr;
     Kind kind = Kind::kWrite;     // what is being done
@@ -44,6 +45,7 @@ class RingFileIo final : public queue::FileIo {
     void on_complete(const io_uring_cqe& cqe) override { io->on_slot(*this, cqe.res); }
   };
 
+  void start(Kind kind, int fd, char* data, size_t len, uint64_t offset, Op* op);  // take a slot, submit
   Slot* take();
   void give(Slot* s);
   void submit(Slot& s);

@@ -80,9 +80,13 @@ void Worker::thread_main() {
   loop_->run();
   auto st = writer_->stats();
   if (st.records > 0)
-    log::info("spool writer: {} messages in {} writes and {} fdatasyncs ({:.1f} messages per sync), sync latency "
+    log::info("spool writer: {} messages in {} writes and {} {} ({:.1f} messages per commit), commit latency "
               "mean {:.2f} ms, max {:.2f} ms",
-              st.records, st.batches, st.syncs, st.syncs ? double(st.records) / double(st.syncs) : 0.0,
+              st.records, st.batches, st.syncs,
+              st.direct_segments == st.segments ? "durable direct writes"
+              : st.direct_segments == 0         ? "fdatasyncs"
+                                                : "commits (direct and fdatasync)",
+              st.syncs ? double(st.records) / double(st.syncs) : 0.0,
               st.syncs ? double(st.sync_ns_sum) / double(st.syncs) / 1e6 : 0.0, double(st.sync_ns_max) / 1e6);
   // The loop ends only after the writer closed; drop what is left in a safe order.
   delivery_.reset();

@@ -12,7 +12,15 @@ from test_listener import spool_list
 
 class CrashTest(DaemonTestCase):
     def test_kill9_under_load_loses_no_acknowledged_message(self):
-        d = self.start_daemon("--hold")
+        d = self.kill9_run()
+        self.assertIn("commits are O_DIRECT writes with RWF_DSYNC", d.read_log())
+
+    def test_kill9_with_buffered_commits(self):
+        d = self.kill9_run("--spool-io", "buffered")
+        self.assertIn("commits are buffered writes + fdatasync", d.read_log())
+
+    def kill9_run(self, *args):
+        d = self.start_daemon("--hold", *args)
         log = os.path.join(self.tmp, "inject.log")
         inject_then_kill9(d, log, count=200000, kill_after=3000)
 
@@ -25,7 +33,7 @@ class CrashTest(DaemonTestCase):
         in_flight = {mid for mid, _ in told["000"]}
         self.assertGreaterEqual(len(acked_ids), 3000)
 
-        d2 = self.start_daemon("--hold", spool=d.spool)
+        d2 = self.start_daemon("--hold", *args, spool=d.spool)
         self.assertEqual(d2.stop(), 0)
         listing = spool_list(d.spool, message_ids=True)
         stored = collections.Counter(m["message_id"] for m in listing)
@@ -47,6 +55,7 @@ class CrashTest(DaemonTestCase):
               f"{len(in_flight)} client transactions were cut off", file=sys.stderr)
         check = subprocess.run([binary("ringmail-spool"), "--spool", d.spool, "check"], stdout=subprocess.PIPE)
         self.assertEqual(check.returncode, 0, check.stdout.decode())
+        return d
 
 
 if __name__ == "__main__":

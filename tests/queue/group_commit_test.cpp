@@ -1,6 +1,8 @@
 // Group commit with a FileIo double that holds every completion: several appends share one
 // datasync; committed() never runs before the datasync covering the record (issued after its
 // write completed) and the directory fsync of a new segment; acks are a prefix; rotation; errors.
+// GroupCommitTest covers buffered commits (write + fdatasync), DirectGroupCommitTest the direct
+// ones (one O_DIRECT write with RWF_DSYNC per commit).
 #include <gtest/gtest.h>
 
 #include <random>
@@ -23,8 +25,11 @@ using Kind = HoldingFileIo::Kind;
 
 class GroupCommitTest : public ::testing::Test {
  protected:
+  virtual bool direct() const { return false; }
   void SetUp() override {
-    auto s = Spool::open(SpoolOptions{tmp_.spool(), 16 << 10, 4 << 10});
+    SpoolOptions options{tmp_.spool(), 16 << 10, 4 << 10};
+    options.direct_io = direct();
+    auto s = Spool::open(options);
     ASSERT_TRUE(s.ok()) << s.error().message();
     spool_ = std::move(*s);
     auto w = spool_->make_writer(1, io_, clock_);
@@ -347,6 +352,130 @@ TEST_F(GroupCommitTest, AppendFromInsideACallbackIsSafe) {
   io_.complete_all();
   EXPECT_EQ(rec_.calls.size(), 6u);
   EXPECT_EQ(writer_->pending(), 0u);
+  close_writer();
+}
+
+class DirectGroupCommitTest : public GroupCommitTest {
+ protected:
+  bool direct() const override { return true; }
+  // The writer falls back to buffered commits where the file system has no O_DIRECT (tmpfs before
+  // Linux 6.6); then these tests have nothing to check.
+  bool direct_unsupported() const { return writer_->stats().segments > 0 && writer_->stats().direct_segments == 0; }
+  // The bytes of the segment file at [offset, offset + len) as they are now.
+  std::string file_bytes(QueueId in_segment, uint64_t offset, size_t len) {
+    std::string out(len, '\0');
+    int fd = ::open(segment_path(tmp_.spool(), locations_[in_segment].segment).c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(pread_all(fd, out.data(), len, offset), static_cast<int>(len));
+    ::close(fd);
+    return out;
+  }
+};
+
+TEST_F(DirectGroupCommitTest, OneDurableWritePerCommitCarryingTheLastBlockAgain) {
+  QueueId a = append(100);
+  if (direct_unsupported()) GTEST_SKIP() << "no O_DIRECT on the file system of TMPDIR";
+  // New segment: the directory fsync and one durable write (header + A); no datasync, ever.
+  EXPECT_EQ(io_.count(Kind::kFsync), 1u);
+  EXPECT_EQ(io_.count(Kind::kWriteDurable), 1u);
+  EXPECT_EQ(io_.count(Kind::kWrite), 0u);
+  QueueId b = append(200);
+  QueueId c = append(300);
+  EXPECT_EQ(io_.count(Kind::kWriteDurable), 1u) << "one write in flight; B and C wait for the next";
+  const HoldingFileIo::Held first = io_.at(static_cast<size_t>(io_.find(Kind::kWriteDurable)));
+  EXPECT_EQ(first.offset, 0u);
+  const uint64_t a_end = locations_[a].offset + locations_[a].record_len;
+  EXPECT_GE(first.len, a_end);
+  ASSERT_TRUE(io_.complete_first(Kind::kWriteDurable));
+  EXPECT_TRUE(rec_.calls.empty()) << "directory fsync of the new segment not done yet";
+  ASSERT_EQ(io_.count(Kind::kWriteDurable), 1u) << "B+C issued as one write";
+  const HoldingFileIo::Held next = io_.at(static_cast<size_t>(io_.find(Kind::kWriteDurable)));
+  // It starts at the block holding A's end and carries that block's bytes, unchanged.
+  EXPECT_LE(next.offset, a_end);
+  EXPECT_EQ(next.offset % 512, 0u);
+  EXPECT_EQ(next.len % 512, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(next.wdata) % 512, 0u);
+  EXPECT_EQ(std::string(static_cast<const char*>(next.wdata), a_end - next.offset),
+            file_bytes(a, next.offset, a_end - next.offset));
+  EXPECT_EQ(locations_[b].offset, a_end) << "records stay contiguous: no padding between commits";
+  ASSERT_TRUE(io_.complete_first(Kind::kFsync));
+  ASSERT_EQ(rec_.calls.size(), 1u);
+  EXPECT_EQ(rec_.calls[0].id, a);
+  ASSERT_TRUE(io_.complete_first(Kind::kWriteDurable));
+  ASSERT_EQ(rec_.calls.size(), 3u) << "B and C share one commit";
+  EXPECT_EQ(rec_.calls[1].id, b);
+  EXPECT_EQ(rec_.calls[2].id, c);
+  EXPECT_EQ(io_.issued(Kind::kDatasync), 0u);
+  EXPECT_EQ(writer_->stats().syncs, 2u);
+  EXPECT_EQ(writer_->stats().direct_segments, 1u);
+  EXPECT_EQ(io_.held(), 0u);
+  close_writer();
+  auto snap = read_spool(tmp_.spool());
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->live.size(), 3u);
+}
+
+// Direct writes go through the real O_DIRECT descriptor when completed, so a misaligned offset,
+// length or buffer fails them (EINVAL) and the run's "every record acked" check fails.
+TEST_F(DirectGroupCommitTest, RandomCompletionOrderKeepsThePromise) {
+  append(10);
+  if (direct_unsupported()) GTEST_SKIP() << "no O_DIRECT on the file system of TMPDIR";
+  random_run(4242);
+  EXPECT_GT(io_.issued(Kind::kWriteDurable), 100u);
+  EXPECT_EQ(io_.issued(Kind::kDatasync), 0u);
+}
+
+TEST_F(DirectGroupCommitTest, WriteErrorFailsTheUnackedRecordsAndTheSpoolStaysUsable) {
+  QueueId a = append(100);
+  if (direct_unsupported()) GTEST_SKIP() << "no O_DIRECT on the file system of TMPDIR";
+  io_.complete_all();
+  ASSERT_EQ(rec_.calls.size(), 1u);
+  QueueId b = append(100);
+  QueueId c = append(100);  // B in the write in flight, C staged for the same segment
+  ASSERT_TRUE(io_.complete_first(Kind::kWriteDurable, EIO));
+  io_.complete_all();
+  ASSERT_EQ(rec_.calls.size(), 3u);
+  EXPECT_EQ(rec_.calls[1].id, b);
+  EXPECT_FALSE(rec_.calls[1].ok);
+  EXPECT_NE(rec_.calls[1].error.find("Input/output error"), std::string::npos) << rec_.calls[1].error;
+  EXPECT_EQ(rec_.calls[2].id, c);
+  EXPECT_FALSE(rec_.calls[2].ok) << "data after a failed write in the same segment is never acked";
+  expect_next_append_in_fresh_segment(a);
+  EXPECT_EQ(io_.issued(Kind::kDatasync), 0u) << "a plain I/O error does not turn direct I/O off";
+  close_writer();
+  spool_.reset();
+  auto again = Spool::open(SpoolOptions{tmp_.spool(), 16 << 10});
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ((*again)->recovered().size(), 2u) << "A and the record after the failure";
+}
+
+TEST_F(DirectGroupCommitTest, RejectedDirectWriteSwitchesNewSegmentsToBufferedCommits) {
+  QueueId a = append(100);
+  if (direct_unsupported()) GTEST_SKIP() << "no O_DIRECT on the file system of TMPDIR";
+  ASSERT_TRUE(io_.complete_first(Kind::kWriteDurable, EINVAL));
+  io_.complete_all();
+  ASSERT_EQ(rec_.calls.size(), 1u);
+  EXPECT_FALSE(rec_.calls[0].ok);
+  const uint64_t datasyncs = io_.issued(Kind::kDatasync);
+  expect_next_append_in_fresh_segment(a);
+  EXPECT_GT(io_.issued(Kind::kDatasync), datasyncs) << "the new segment commits with write + fdatasync";
+  EXPECT_EQ(writer_->stats().direct_segments, 1u);
+  close_writer();
+}
+
+TEST_F(DirectGroupCommitTest, ABigRecordGoesOutInOneWriteAndLaterCommitsStillWork) {
+  QueueId a = append(100);
+  if (direct_unsupported()) GTEST_SKIP() << "no O_DIRECT on the file system of TMPDIR";
+  io_.complete_all();
+  QueueId big = append(40000);  // over the 16 KiB segment size and 2x the 4 KiB batch cap
+  ASSERT_EQ(io_.count(Kind::kWriteDurable), 1u);
+  io_.complete_all();
+  ASSERT_EQ(rec_.calls.size(), 2u);
+  EXPECT_TRUE(rec_.calls[1].ok);
+  EXPECT_NE(locations_[big].segment, locations_[a].segment) << "a record over the segment size gets its own";
+  append(100);
+  io_.complete_all();
+  EXPECT_EQ(rec_.ok_count(), 3u);
   close_writer();
 }
 

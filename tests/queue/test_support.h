@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,7 +50,7 @@ inline std::string fd_path(int fd) {
 // directory entry is durable once an fsync of the directory issued after its creation completes.
 class HoldingFileIo final : public FileIo {
  public:
-  enum class Kind { kWrite, kRead, kDatasync, kFsync };
+  enum class Kind { kWrite, kWriteDurable, kRead, kDatasync, kFsync };
   struct Held {
     Kind kind;                         // operation
     int fd;                            // target
@@ -67,6 +68,11 @@ class HoldingFileIo final : public FileIo {
   void write(int fd, const void* data, size_t len, uint64_t offset, Op* op) override {
     held_.push_back({Kind::kWrite, fd, data, nullptr, len, offset, op, fd_path(fd)});
     ++issued_[Kind::kWrite];
+  }
+  // Durable on completion (RWF_DSYNC): logged as written and durable at once.
+  void write_durable(int fd, const void* data, size_t len, uint64_t offset, Op* op) override {
+    held_.push_back({Kind::kWriteDurable, fd, data, nullptr, len, offset, op, fd_path(fd)});
+    ++issued_[Kind::kWriteDurable];
   }
   void read(int fd, void* data, size_t len, uint64_t offset, Op* op) override {
     held_.push_back({Kind::kRead, fd, nullptr, data, len, offset, op, fd_path(fd)});
@@ -139,6 +145,13 @@ class HoldingFileIo final : public FileIo {
       if (result >= 0) {
         written_[h.path].insert({h.offset, h.offset + h.len});
         log_[h.path].push_back({h.offset, h.offset + h.len, false});
+      }
+    } else if (h.kind == Kind::kWriteDurable) {
+      result = pwrite_all(h.fd, h.wdata, h.len, h.offset, RWF_DSYNC);
+      if (result >= 0) {
+        written_[h.path].insert({h.offset, h.offset + h.len});
+        log_[h.path].push_back({h.offset, h.offset + h.len, true});
+        if (h.offset <= durable_[h.path]) durable_[h.path] = std::max(durable_[h.path], h.offset + h.len);
       }
     } else if (h.kind == Kind::kRead) {
       result = pread_all(h.fd, h.rdata, h.len, h.offset);
