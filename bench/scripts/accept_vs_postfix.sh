@@ -8,6 +8,10 @@
 # that build's ringmail right after, in the same run, for A/B comparisons of spool changes.
 # RINGMAIL_ARGS / RINGMAIL_COMPARE_ARGS add daemon flags to either run, e.g. the same build twice:
 #   RINGMAIL_COMPARE=build/release RINGMAIL_COMPARE_ARGS="--workers 1" bench/scripts/accept_vs_postfix.sh
+# SOURCE_CPUS=<cpu list> runs smtp-source under `taskset -c` for every system alike (e.g. 0, so that a
+# server pinned with --worker-cpus 1 does not share its core with the load generator). For
+# experiments only: it slowed Postfix by about 10 % on the 2-core VM, so the README's figures are
+# taken without it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-100000}
@@ -17,6 +21,8 @@ BUILD=${RINGMAIL_BUILD:-build/release}
 COMPARE=${RINGMAIL_COMPARE:-}
 read -r -a ARGS_a <<< "${RINGMAIL_ARGS:-}"
 read -r -a ARGS_b <<< "${RINGMAIL_COMPARE_ARGS:-}"
+SOURCE=(smtp-source)
+[ -n "${SOURCE_CPUS:-}" ] && SOURCE=(taskset -c "$SOURCE_CPUS" smtp-source)
 [ -x "$BUILD/engine/ringmail" ] || ./scripts/build.sh release >/dev/null
 work=$(mktemp -d /var/tmp/ringmail-bench.XXXXXX)
 chmod 755 "$work"  # Postfix daemons (user postfix) must reach its queue below
@@ -32,7 +38,7 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 rate() { /usr/bin/python3 -c "print(f'{$1/$2:.0f}')"; }
 
 echo "accept benchmark: $N messages of $SIZE bytes over $CONNS connections (smtp-source), queues in $work"
-echo "machine: $(nproc) cores, $(uname -r)"
+echo "machine: $(nproc) cores, $(uname -r)${SOURCE_CPUS:+; smtp-source on CPU $SOURCE_CPUS}"
 
 settle() { sync; sleep 3; }  # let earlier writeback finish so neither run pays for the other's
 
@@ -43,7 +49,7 @@ pf_port=$(free_port)
 ./scripts/postfix-instance.sh start "$work/postfix" >/dev/null
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$pf_port) 2>/dev/null && break; sleep 0.1; done
 t0=$(date +%s.%N)
-smtp-source -d -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$pf_port"
+"${SOURCE[@]}" -d -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$pf_port"
 t1=$(date +%s.%N)
 pf_secs=$(/usr/bin/python3 -c "print($t1 - $t0)")
 sleep 1
@@ -63,7 +69,7 @@ run_ringmail() {
   rm_pid=$!
   for _ in $(seq 100); do [ -f "$work/ready-$tag" ] && break; sleep 0.05; done
   t0=$(date +%s.%N)
-  smtp-source -d -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$port"
+  "${SOURCE[@]}" -d -s $CONNS -l $SIZE -m "$N" -f sender@example.org -t rcpt@example.com "127.0.0.1:$port"
   t1=$(date +%s.%N)
   printf -v "secs_$tag" '%s' "$(/usr/bin/python3 -c "print($t1 - $t0)")"
   kill -TERM "$rm_pid"; wait "$rm_pid"; rm_pid=""

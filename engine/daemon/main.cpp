@@ -139,6 +139,7 @@ int run(int argc, char** argv) {
   for (unsigned w = 0; w < opts->workers; ++w) {
     engine::WorkerConfig wc;
     wc.id = w;
+    if (!opts->worker_cpu_list.empty()) wc.cpu = opts->worker_cpu_list[w % opts->worker_cpu_list.size()];
     wc.listen_fds = fds[w];
     wc.server.hostname = opts->hostname;
     wc.server.limits.max_recipients = opts->max_recipients;

@@ -1,9 +1,11 @@
 // Flag parsing for the daemon (see options.h).
 #include "engine/daemon/options.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <charconv>
 #include <thread>
 
@@ -25,6 +27,35 @@ Result<uint64_t> parse_size(std::string_view text) {
   else return make_error("bad size '{}': unknown unit '{}' (use B, KB, MB or GB)", text, unit);
   if (value > UINT64_MAX / mult) return make_error("bad size '{}': too large", text);
   return value * mult;
+}
+
+Result<std::vector<int>> parse_cpu_list(std::string_view text) {
+  std::vector<int> cpus;
+  auto number = [&](std::string_view t, int* out) {
+    t = trim(t);
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), *out);
+    return ec == std::errc() && p == t.data() + t.size() && !t.empty() && *out >= 0 && *out < CPU_SETSIZE;
+  };
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    const std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    if (comma != std::string_view::npos && text.empty()) return make_error("empty item at the end of the CPU list");
+    size_t dash = item.find('-');
+    int first = 0, last = 0;
+    if (dash == std::string_view::npos) {
+      if (!number(item, &first)) return make_error("bad CPU '{}' (a number from 0 to {})", trim(item), CPU_SETSIZE - 1);
+      last = first;
+    } else if (!number(item.substr(0, dash), &first) || !number(item.substr(dash + 1), &last) || last < first) {
+      return make_error("bad CPU range '{}' (FIRST-LAST, e.g. 0-3)", trim(item));
+    }
+    for (int c = first; c <= last; ++c) {
+      if (std::find(cpus.begin(), cpus.end(), c) != cpus.end()) return make_error("CPU {} is listed twice", c);
+      cpus.push_back(c);
+    }
+  }
+  if (cpus.empty()) return make_error("empty CPU list");
+  return cpus;
 }
 
 Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_exit, int* exit_code) {
@@ -49,6 +80,9 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
                  "an egress IP of this node, repeatable; connectors whose source_addresses include it win cost ties");
   app.add_option("--workers", o.workers, "worker threads, each with its own io_uring ring (0 = one per core)")
       ->capture_default_str();
+  app.add_option("--worker-cpus", o.worker_cpus,
+                 "pin worker threads to CPUs, e.g. 1 or 0-3 or 0,2: worker i runs on the i-th CPU listed "
+                 "(wrapping around); default: the scheduler places them");
   app.add_option("--relay-networks", o.relay_networks,
                  "client networks allowed to relay, comma separated CIDRs; everyone else gets 554 5.7.1")
       ->capture_default_str();
@@ -138,6 +172,20 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
   o.relay = std::move(*nets);
   if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
   if (o.workers > 256) return make_error("--workers: at most 256");
+  if (!o.worker_cpus.empty()) {
+    auto cpus = parse_cpu_list(o.worker_cpus);
+    if (!cpus) return make_error("--worker-cpus: {}", cpus.error().message());
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+      for (int c : *cpus) {
+        if (!CPU_ISSET(c, &allowed))
+          return make_error("--worker-cpus: CPU {} is not available to this process ({} CPUs are)", c,
+                            CPU_COUNT(&allowed));
+      }
+    }
+    o.worker_cpu_list = std::move(*cpus);
+  }
   if (o.hostname.empty()) {
     char buf[256] = {};
     if (gethostname(buf, sizeof buf - 1) == 0 && buf[0]) o.hostname = buf;

@@ -24,6 +24,8 @@ struct DaemonOptions {
   std::string node_name;                 // this node's name for connectors' `nodes` (default: hostname)
   std::vector<std::string> node_addresses;  // this node's egress IPs, for the locality tie-break
   unsigned workers = 0;                  // 0 = one per core
+  std::string worker_cpus;               // --worker-cpus as given ("" = the scheduler places workers)
+  std::vector<int> worker_cpu_list;      // parsed: worker i runs on worker_cpu_list[i % size]
   std::string relay_networks = "127.0.0.0/8,::1/128";
   NetworkList relay;                     // parsed relay_networks
   unsigned max_recipients = 1000;        // per message
@@ -64,5 +66,7 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
 
 // "35MB", "10k", "1048576" → bytes (binary units: k=1024).
 Result<uint64_t> parse_size(std::string_view text);
+// A CPU list as taskset and /proc write it: "1", "0-3", "0,2,4-7" (in the order given, no repeats).
+Result<std::vector<int>> parse_cpu_list(std::string_view text);
 
 }  // namespace ringmail::engine

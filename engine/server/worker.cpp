@@ -5,6 +5,8 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,6 +47,14 @@ void Worker::thread_main() {
     start_done_ = true;
     start_cv_.notify_all();
   };
+  if (config_.cpu >= 0) {  // before the ring exists, so its io-wq threads inherit the CPU
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(config_.cpu, &set);
+    if (int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set); rc != 0)
+      return fail(Error(fmt::format("worker {}: cannot run on CPU {}: {}", config_.id, config_.cpu, std::strerror(rc))));
+    log::info("worker {} runs on CPU {}", config_.id, config_.cpu);
+  }
   auto loop = Loop::create(config_.loop);
   if (!loop) return fail(loop.error());
   loop_ = std::move(*loop);

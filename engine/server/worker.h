@@ -29,6 +29,7 @@ class InboundSession;
 
 struct WorkerConfig {
   unsigned id = 0;                              // 0..workers-1; also the spool writer id
+  int cpu = -1;                                 // pin the thread to this CPU; -1 = the scheduler decides
   std::vector<int> listen_fds;                  // this worker's SO_REUSEPORT sockets (owned)
   smtp::ServerConfig server;                    // protocol settings
   NetworkList relay_networks;                   // clients allowed to relay
