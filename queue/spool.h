@@ -29,9 +29,11 @@ struct SpoolOptions {
   std::string dir;                          // spool directory (created if missing, mode 0700)
   uint64_t segment_size = 64ull << 20;      // preallocated segment size; a bigger record gets its own segment
   size_t max_batch_bytes = 4ull << 20;      // cap of one write batch
-  // Commit with O_DIRECT writes that carry RWF_DSYNC (one operation per group commit) where the
-  // file system supports direct I/O; otherwise, or when false, with buffered writes + fdatasync.
-  bool direct_io = true;
+  // true: commit with O_DIRECT writes that carry RWF_DSYNC (one operation per group commit) where
+  // the file system supports direct I/O. Less CPU per commit, but the written messages are not in
+  // the page cache, so delivering them reads them back from the device (docs/spool.md).
+  // false (default): buffered writes + fdatasync.
+  bool direct_io = false;
   std::chrono::milliseconds journal_sync_interval{100};  // delivery journal: at most this long unsynced
   metrics::Histogram* sync_seconds = nullptr;  // observes every group-commit fdatasync; null = none
 };

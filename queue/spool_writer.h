@@ -1,10 +1,10 @@
 // SpoolWriter: one per worker thread; appends accepted messages to that thread's segment file with
 // group commit. Two ways to commit, chosen per segment (docs/spool.md):
-//  - direct (default where the file system has O_DIRECT): ONE durable write in flight
+//  - direct (SpoolOptions::direct_io, where the file system has O_DIRECT): ONE durable write in flight
 //    (FileIo::write_durable, RWF_DSYNC) carrying every staged batch, padded to the direct-I/O block
 //    size; it starts at the block holding the segment's end, rewriting that block's bytes already
 //    on disk unchanged. A record is acknowledged when the write that carried it has completed.
-//  - buffered: at most ONE write (a whole batch, contiguous at the segment end; small batches are
+//  - buffered (default): at most ONE write (a whole batch, contiguous at the segment end; small batches are
 //    written inline between datasyncs, see kick()) and ONE datasync in flight; a record is
 //    acknowledged only after a datasync issued after its write completed has completed.
 // Either way, for a new segment the directory fsync must have completed too. Writes are serial and

@@ -64,7 +64,7 @@ queued=$("$BUILD/tools/spool/ringmail-spool" --spool "$work/spool" list --json |
 import sys
 t0, t_in, t_out = map(float, sys.argv[1:4]); acked, delivered, queued = map(int, sys.argv[4:7])
 print("== summary")
-print(f"   accepted : {acked} messages in {t_in - t0:.2f} s = {acked / (t_in - t0):,.0f} msg/s (250 after fdatasync)")
+print(f"   accepted : {acked} messages in {t_in - t0:.2f} s = {acked / (t_in - t0):,.0f} msg/s (250 after the commit is durable)")
 print(f"   delivered: {delivered} messages at the receiver, first in to last out {t_out - t0:.2f} s = "
       f"{delivered / (t_out - t0):,.0f} msg/s end to end")
 print(f"   still queued in the spool after shutdown: {queued}")

@@ -70,8 +70,9 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
   app.add_option("--hostname", o.hostname, "our host name in the greeting and Received: (default: the system's)");
   app.add_option("--spool", o.spool_dir, "spool directory (created if missing)")->capture_default_str();
   app.add_option("--spool-io", o.spool_io,
-                 "how the spool commits: direct (O_DIRECT writes with RWF_DSYNC, one per group commit; falls back "
-                 "to buffered where the file system has no direct I/O) or buffered (write + fdatasync)")
+                 "how the spool commits: buffered (write + fdatasync; the page cache keeps the messages for "
+                 "delivery) or direct (O_DIRECT writes with RWF_DSYNC, one per group commit: less CPU, but "
+                 "delivery reads messages back from the device; falls back to buffered without direct I/O)")
       ->capture_default_str()
       ->check(CLI::IsMember({"direct", "buffered"}));
   app.add_option("--config", o.config_file, "send connector file (TOML); without it all mail is held");

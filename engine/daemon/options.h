@@ -19,7 +19,7 @@ struct DaemonOptions {
   std::vector<std::string> listen = {"0.0.0.0:25"};  // SMTP listen addresses (host:port)
   std::string hostname;                  // our name (greeting, Received:); default gethostname()
   std::string spool_dir = "/var/spool/ringmail";
-  std::string spool_io = "direct";  // direct (O_DIRECT + RWF_DSYNC where supported) | buffered
+  std::string spool_io = "buffered";  // buffered (write + fdatasync) | direct (O_DIRECT + RWF_DSYNC where supported)
   std::string config_file;               // connector file (TOML); empty = none (mail is held)
   std::string node_name;                 // this node's name for connectors' `nodes` (default: hostname)
   std::vector<std::string> node_addresses;  // this node's egress IPs, for the locality tie-break

@@ -13,11 +13,11 @@ from test_listener import spool_list
 class CrashTest(DaemonTestCase):
     def test_kill9_under_load_loses_no_acknowledged_message(self):
         d = self.kill9_run()
-        self.assertIn("commits are O_DIRECT writes with RWF_DSYNC", d.read_log())
-
-    def test_kill9_with_buffered_commits(self):
-        d = self.kill9_run("--spool-io", "buffered")
         self.assertIn("commits are buffered writes + fdatasync", d.read_log())
+
+    def test_kill9_with_direct_commits(self):
+        d = self.kill9_run("--spool-io", "direct")
+        self.assertIn("commits are O_DIRECT writes with RWF_DSYNC", d.read_log())
 
     def kill9_run(self, *args):
         d = self.start_daemon("--hold", *args)
