@@ -214,9 +214,9 @@ void SpoolWriter::seal(Segment* seg) {
 
 void SpoolWriter::kick() {
   if (!write_in_flight_ && !staged_.empty() && staged_.front().seg->dfd >= 0) write_direct();
-  // Buffered segments: between datasyncs, small batches go into the page cache at once (FileIo::write_now) and the
-  // datasync below covers them; while a datasync runs they wait, so each sync has one cheap write
-  // ahead of it instead of several trips through a worker thread. Batches too big to write inline
+  // Buffered segments: between datasyncs, small batches go into the page cache at once
+  // (FileIo::write_now) and the datasync below covers them; while a datasync runs they wait, so
+  // each sync has one cheap write ahead of it instead of several trips through a worker thread. Batches too big to write inline
   // (or every batch, if the FileIo has no inline writes) take the asynchronous path, which may
   // overlap a datasync.
   const size_t inline_limit = io_.inline_write_limit();
@@ -319,13 +319,13 @@ void SpoolWriter::write_direct() {
   std::memset(p + at, 0, padded - at);
   in_flight_ = Batch{seg, start, {}};
   direct_end_ = start + at;
-  write_in_flight_ = direct_in_flight_ = true;
+  write_in_flight_ = true;
   direct_started_ = clock_.now();
   io_.write_durable(seg->dfd, p, padded, start, &direct_op_);
 }
 
 void SpoolWriter::on_direct_done(int result) {
-  write_in_flight_ = direct_in_flight_ = false;
+  write_in_flight_ = false;
   Segment* seg = in_flight_.seg;
   const uint64_t start = in_flight_.offset;
   in_flight_ = Batch{};

@@ -123,7 +123,7 @@ class SpoolWriter {  // not thread-safe; all callbacks on the writer's thread
   std::deque<std::unique_ptr<Segment>> segments_;   // oldest first; segments still referenced
   Segment* active_ = nullptr;                        // segment new records go to
   std::deque<Batch> staged_;                         // batches waiting to be written, in order
-  Batch in_flight_;                                  // the batch being written
+  Batch in_flight_;                                  // the write in flight (direct: bytes in direct_buf_)
   std::vector<std::vector<uint8_t>> spare_;          // reusable batch buffers
   std::deque<PendingRecord> records_;                // appended, not yet called back, in order
   bool write_in_flight_ = false;                     // at most one write
@@ -136,7 +136,6 @@ class SpoolWriter {  // not thread-safe; all callbacks on the writer's thread
   bool closing_ = false;                             // close() called
   bool closed_ = false;                              // close finished
   std::function<void()> close_done_;                 // close() callback
-  bool direct_in_flight_ = false;                    // the write in flight is a durable direct write
   uint64_t direct_end_ = 0;                          // segment offset the direct write makes durable
   MonoTime direct_started_;                          // for latency stats
   struct FreeDeleter {

@@ -52,7 +52,8 @@ void Worker::thread_main() {
     CPU_ZERO(&set);
     CPU_SET(config_.cpu, &set);
     if (int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set); rc != 0)
-      return fail(Error(fmt::format("worker {}: cannot run on CPU {}: {}", config_.id, config_.cpu, std::strerror(rc))));
+      return fail(
+          Error(fmt::format("worker {}: cannot run on CPU {}: {}", config_.id, config_.cpu, std::strerror(rc))));
     log::info("worker {} runs on CPU {}", config_.id, config_.cpu);
   }
   auto loop = Loop::create(config_.loop);
