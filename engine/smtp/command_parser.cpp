@@ -111,6 +111,8 @@ bool valid_address_literal(std::string_view s) {
   char buf[64];
   unsigned char bin[16];
   if (inner.size() >= sizeof buf) return false;
+  // inet_pton reads a C string: an embedded NUL would end it early and let the rest through.
+  if (inner.find('\0') != std::string_view::npos) return false;
   if (istarts_with(inner, "IPv6:")) {
     inner.remove_prefix(5);
     inner.copy(buf, inner.size());

@@ -113,6 +113,9 @@ TEST(ParsePath, AddressesAndErrors) {
       {"TO:<user@[300.1.1.1]>", "TO:", PathError::kBadAddress},
       {"TO:<user@[IPv6:zz::1]>", "TO:", PathError::kBadAddress},
       {"TO:<user@[1.2.3]>", "TO:", PathError::kBadAddress},
+      // inet_pton stopped at the NUL and accepted the rest (found by command_parser_fuzz).
+      {std::string("TO:<user@[192.0.2.1\0x]>", 23), "TO:", PathError::kBadAddress},
+      {std::string("TO:<user@[IPv6:::1\0]>", 21), "TO:", PathError::kBadAddress},
       {"TO:<\"unterminated@example.com>", "TO:", PathError::kMissingBrackets},
       {"TO:<@relay.example:>", "TO:", PathError::kBadAddress},
       {"TO:<@relay..example:user@example.com>", "TO:", PathError::kBadAddress},
