@@ -58,15 +58,34 @@ std::string loggable_name(std::string_view name) {
   return s;
 }
 
-void append_reply(std::string& out, std::string_view line) {
-  out.append(line);
+// Ends the reply line that starts at out[start]. Every line is printable ASCII and at most 512
+// octets with its CRLF (RFC 5321 §4.5.3.1.5), whatever client text it echoes (a bad parameter
+// value, for one): longer text is cut with "...", other octets become '?'. Found by
+// tests/fuzz/server_session_fuzz (a 571-octet 501 reply with 8-bit octets).
+void end_reply_line(std::string& out, size_t start) {
+  constexpr size_t kMaxText = 510;  // 512 with the CRLF
+  if (out.size() - start > kMaxText) {
+    out.resize(start + kMaxText - 3);
+    out.append("...");
+  }
+  for (size_t i = start; i < out.size(); ++i) {
+    auto c = static_cast<unsigned char>(out[i]);
+    if (c < 0x20 || c > 0x7e) out[i] = '?';
+  }
   out.append("\r\n");
+}
+
+void append_reply(std::string& out, std::string_view line) {
+  size_t start = out.size();
+  out.append(line);
+  end_reply_line(out, start);
 }
 
 template <typename... Args>
 void append_reply_fmt(std::string& out, fmt::format_string<Args...> f, Args&&... args) {
+  size_t start = out.size();
   fmt::format_to(std::back_inserter(out), f, std::forward<Args>(args)...);
-  out.append("\r\n");
+  end_reply_line(out, start);
 }
 
 }  // namespace

@@ -528,6 +528,20 @@ TEST(ServerSession, LongCommandLineIsNotBuffered) {
   EXPECT_EQ(out, "500 5.5.2 Line too long\r\n250 2.0.0 Ok\r\n");
 }
 
+// A reply that echoes client text (here the bad NOTIFY value, nearly a whole command line of 8-bit
+// octets) stays within 512 octets and printable ASCII. Found by tests/fuzz/server_session_fuzz.
+TEST(ServerSession, EchoedParameterTextIsCutAndMadeAscii) {
+  std::string value(480, '\xb9');
+  std::string input = L({"EHLO c.test", "MAIL FROM:<a@b.test>", "RCPT TO:<r@d.test> NOTIFY=" + value});
+  RunResult r = run(test_config(), test_peer(true), input, {});
+  size_t at = r.output.find("501 5.5.4 NOTIFY=");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  std::string line = r.output.substr(at, r.output.find("\r\n", at) + 2 - at);
+  EXPECT_EQ(line.size(), 512u);
+  EXPECT_EQ(line.substr(line.size() - 5), "...\r\n");
+  for (char c : line.substr(0, line.size() - 2)) EXPECT_TRUE(c >= 0x20 && c <= 0x7e) << int(c);
+}
+
 // Random input built from SMTP-ish pieces and noise, fed in random chunks: the session must not
 // crash, its buffers stay bounded, every reply is a well-formed reply line, and the replies equal
 // those for the same input fed in one piece.
