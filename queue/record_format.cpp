@@ -1,6 +1,8 @@
 // Encoding and checking of segment and journal bytes (layout documented in record_format.h).
 #include "queue/record_format.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "common/crc32c.h"
@@ -48,6 +50,11 @@ int64_t to_unix_ms(WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 WallTime from_unix_ms(int64_t ms) {
+  // Clamped to what WallTime can hold (nanoseconds in 64 bits here: about ±292 years), so a
+  // damaged value cannot overflow the conversion.
+  constexpr int64_t kLimit =
+      std::chrono::duration_cast<std::chrono::milliseconds>(WallTime::duration::max()).count();
+  ms = std::clamp(ms, -kLimit, kLimit);
   return WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::milliseconds(ms)));
 }
 

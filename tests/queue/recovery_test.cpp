@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -192,6 +195,26 @@ TEST(RecoveryEmptySegments, SegmentWithoutHeaderIsDeletedAndForeignHeaderIsAnErr
   ASSERT_FALSE(spool.ok());
   EXPECT_NE(spool.error().message().find("bad magic"), std::string::npos) << spool.error().message();
   EXPECT_TRUE(std::filesystem::exists(crashed)) << "a file we cannot read is never deleted";
+}
+
+// A stored arrival time outside what WallTime can hold (a format bug or damage the CRC did not
+// catch) decodes to a clamped time instead of overflowing the conversion (undefined behaviour the
+// UBSan build caught in tests/fuzz/spool_records_fuzz).
+TEST(RecordFormat, ArrivalOutsideWallTimeRangeIsClamped) {
+  for (int64_t ms : {INT64_MAX, INT64_MIN, int64_t{1'800'000'000'000}}) {
+    StoredEnvelope env = make_envelope(7, 1);
+    std::vector<uint8_t> rec;
+    format::append_message_record(rec, env, "x");
+    std::memcpy(rec.data() + format::kRecordHeaderSize + 8, &ms, 8);  // the arrival field
+    format::RecordHeader h;
+    ASSERT_TRUE(format::decode_record_header(rec.data(), &h));
+    auto back = format::decode_envelope(rec.data() + format::kRecordHeaderSize, h.envelope_len);
+    ASSERT_TRUE(back.ok()) << back.error().message();
+    auto got = std::chrono::duration_cast<std::chrono::milliseconds>(back->arrival.time_since_epoch()).count();
+    const int64_t limit =  // year 2262 with nanosecond time points
+        std::chrono::duration_cast<std::chrono::milliseconds>(WallTime::duration::max()).count();
+    EXPECT_EQ(got, ms == INT64_MAX ? limit : ms == INT64_MIN ? -limit : ms);
+  }
 }
 
 }  // namespace
