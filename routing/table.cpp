@@ -442,6 +442,12 @@ Unreachable Table::walk(std::string_view name, Visit&& visit) const {
   return Unreachable::kNone;
 }
 
+// A recipient domain written as an address literal, "[192.0.2.1]" or "[IPv6:...]" (RFC 5321
+// §4.1.3; the listener checked its content).
+bool Table::is_address_literal(std::string_view domain) {
+  return domain.size() >= 2 && domain.front() == '[' && domain.back() == ']';
+}
+
 const Connector* Table::select(std::string_view domain, uint64_t message_size,
                                Selection* out) const {
   *out = Selection{};
@@ -464,6 +470,12 @@ const Connector* Table::select(std::string_view domain, uint64_t message_size,
     converted.append(kPadding, '\0');  // walk() reads past the end of the name
     return select_normalized(std::string_view(converted.data(), converted.size() - kPadding),
                              message_size, out);
+  }
+  // The same syntax rule as explain() (so the two always agree); a table look-up per byte, no
+  // allocation. Address literals match only "*" (no address space can contain '[').
+  if (!is_address_literal(domain) && !domain_syntax_error(std::string_view(lowered, domain.size())).empty()) {
+    out->unreachable = Unreachable::kInvalidDomain;
+    return nullptr;
   }
   return select_normalized(std::string_view(lowered, domain.size()), message_size, out);
 }
@@ -504,7 +516,9 @@ const Connector* Table::select_normalized(std::string_view name, uint64_t messag
 
 Explanation Table::explain(std::string_view domain, uint64_t message_size) const {
   Explanation ex;
-  auto normalized = normalize_domain(domain);
+  if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
+  auto normalized =
+      is_address_literal(domain) ? Result<std::string>(to_lower_ascii(domain)) : normalize_domain(domain);
   if (!normalized) {
     ex.domain = std::string(domain);
     ex.selection.unreachable = Unreachable::kInvalidDomain;

@@ -98,6 +98,7 @@ class Table {
 
  private:
   Table() = default;
+  static bool is_address_literal(std::string_view domain);
   const std::byte* find(uint64_t hash, std::string_view key) const;
   template <typename Visit>
   Unreachable walk(std::string_view normalized, Visit&& visit) const;

@@ -81,6 +81,39 @@ address_spaces = ["marketing.contoso.com"]
   check(*table, std::begin(cases), std::end(cases));
 }
 
+// select() (delivery's fast path) and explain() (what ringmail-route shows) must give the same
+// answer for every input, including address literals (only "*" matches) and names that are not
+// domain names (found by tests/fuzz/connector_config_fuzz: select() used to route "'.contoso.com"
+// through *.contoso.com while explain() called it invalid, and explain() refused literals).
+TEST(TableSelect, SelectAndExplainAgreeOnLiteralsAndBadNames) {
+  auto table = build(R"(
+[[connector]]
+name = "Internet"
+address_spaces = ["*"]
+[[connector]]
+name = "Contoso"
+address_spaces = ["*.contoso.com"]
+)");
+  ASSERT_TRUE(table);
+  const Case cases[] = {
+      {"[192.0.2.1]", 100, "Internet", "*", kOk},
+      {"[IPv6:2001:DB8::1]", 100, "Internet", "*", kOk},
+      {"'.contoso.com", 100, nullptr, "", Unreachable::kInvalidDomain},
+      {"a b.contoso.com", 100, nullptr, "", Unreachable::kInvalidDomain},
+      {"x*.contoso.com", 100, nullptr, "", Unreachable::kInvalidDomain},
+      {"-a.contoso.com", 100, nullptr, "", Unreachable::kInvalidDomain},
+  };
+  check(*table, std::begin(cases), std::end(cases));
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.domain);
+    Explanation ex = table->explain(c.domain, c.size);
+    Selection s;
+    EXPECT_EQ(ex.selection.connector, table->select(c.domain, c.size, &s));
+    EXPECT_EQ(ex.selection.unreachable, s.unreachable);
+  }
+  EXPECT_EQ(table->explain("[IPv6:2001:DB8::1]", 100).domain, "[ipv6:2001:db8::1]");
+}
+
 TEST(TableSelect, MostLabelsWinsAndCostNeverCrossesSpecificity) {
   auto table = build(R"(
 [[connector]]
