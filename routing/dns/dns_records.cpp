@@ -38,6 +38,25 @@ bool read_name(const unsigned char* packet, int length, const unsigned char*& at
   return true;
 }
 
+// A host name that can be looked up and connected to: labels of (lower-case, after canonical_name)
+// letters, digits, '-' and '_', 1-63 octets each, 253 in all; "" is the null MX. ares_expand_name
+// writes a dot or an unprintable octet inside a label as a backslash escape, refused here too.
+bool valid_host_name(std::string_view name) {
+  if (name.empty()) return true;
+  if (name.size() > 253) return false;
+  size_t label = 0;
+  for (char c : name) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
+    if (++label > 63) return false;
+  }
+  return label != 0;
+}
+
 DnsRecords temporary(std::string why) {
   DnsRecords r;
   r.status = LookupStatus::kTemporary;
@@ -97,6 +116,7 @@ DnsRecords parse_answer(const unsigned char* packet, int length, std::string_vie
   // Follow the CNAME chain inside the answer (bounded: a loop cannot grow it beyond the records).
   uint32_t ttl = UINT32_MAX;
   bool followed = false;
+  size_t malformed_mx = 0;  // MX records whose exchange is not a usable host name
   for (size_t hops = 0; hops <= answers.size(); ++hops) {
     auto it = std::find_if(answers.begin(), answers.end(),
                            [&](const Rr& r) { return r.type == kTypeCname && r.owner == out.final_name; });
@@ -115,6 +135,12 @@ DnsRecords parse_answer(const unsigned char* packet, int length, std::string_vie
       MxRecord mx;
       mx.preference = get16(r.rdata);
       if (!read_name(packet, length, p, mx.host)) return temporary("malformed MX exchange");
+      if (!valid_host_name(mx.host)) {
+        // As Postfix does: a record naming no usable host is skipped (logged by the resolver if
+        // nothing usable is left); the others still count.
+        ++malformed_mx;
+        continue;
+      }
       out.mx.push_back(std::move(mx));
     } else if (qtype == kTypeA && r.rdlength == 4) {
       sockaddr_in sin{};
@@ -141,6 +167,12 @@ DnsRecords parse_answer(const unsigned char* packet, int length, std::string_vie
     out.has_soa = true;
     out.ttl = std::min(r.ttl, get32(p + 16));  // RFC 2308 §5
     break;
+  }
+  if (rcode != 3 && out.mx.empty() && malformed_mx > 0) {
+    // The domain has MX records, none usable: not a reason to fall back to its address records
+    // (RFC 5321 §5.1 applies only when there are no MX records). Defer, as Postfix does.
+    return temporary(fmt::format("{} MX record{} naming no valid host name", malformed_mx,
+                                 malformed_mx == 1 ? "" : "s"));
   }
   if (rcode == 3) {
     out.status = LookupStatus::kNxDomain;

@@ -36,6 +36,28 @@ TEST(DnsRecordsTest, NullMxHasAnEmptyHost) {
   EXPECT_EQ(r.mx[0].host, "");
 }
 
+// A server may put any octets in a label. MX records whose exchange is not a host name (a space,
+// a control octet, which c-ares escapes as \DDD) are skipped, as Postfix does; if none is left the
+// answer is a temporary failure, never a reason to fall back to the domain's own address (RFC 5321
+// §5.1 implicit MX). Found by tests/fuzz/dns_answer_fuzz.
+TEST(DnsRecordsTest, MxRecordsNamingNoHostAreSkipped) {
+  DnsPacketBuilder b("odd.test", kTypeMx);
+  b.mx("odd.test", 300, 10, "bad host.odd.test")
+      .mx("odd.test", 300, 20, "MX1.odd.test")
+      .mx("odd.test", 300, 30, std::string("mx\x01<>.odd.test"));
+  DnsRecords r = parse(b, "odd.test", kTypeMx);
+  EXPECT_EQ(r.status, LookupStatus::kFound);
+  ASSERT_EQ(r.mx.size(), 1u);
+  EXPECT_EQ(r.mx[0].host, "mx1.odd.test");
+
+  DnsPacketBuilder only_bad("odd.test", kTypeMx);
+  only_bad.mx("odd.test", 300, 10, "bad host.odd.test").mx("odd.test", 300, 20, std::string("a\0b.odd.test", 12));
+  r = parse(only_bad, "odd.test", kTypeMx);
+  EXPECT_EQ(r.status, LookupStatus::kTemporary);
+  EXPECT_TRUE(r.mx.empty());
+  EXPECT_EQ(r.error, "2 MX records naming no valid host name");
+}
+
 TEST(DnsRecordsTest, CompressedNamesAreExpanded) {
   DnsPacketBuilder b("self.test", kTypeMx);
   b.mx_pointing_to_qname("self.test", 60, 5);
