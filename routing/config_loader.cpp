@@ -128,7 +128,19 @@ class Loader {
   }
 
  private:
-  void error(uint32_t line, std::string reason) { errors_.emplace_back(line, std::move(reason)); }
+  // Each error is one line of printable text: a reason that quotes the file (a value with a
+  // newline escape, or toml++ quoting the character it saw) gets its control octets escaped.
+  void error(uint32_t line, std::string reason) {
+    std::string clean;
+    for (char c : reason) {
+      auto u = static_cast<unsigned char>(c);
+      if (c == '\n') clean += "\\n";
+      else if (c == '\t') clean += "\\t";
+      else if (u < 0x20 || u == 0x7f) clean += fmt::format("\\x{:02x}", u);
+      else clean += c;
+    }
+    errors_.emplace_back(line, std::move(clean));
+  }
   // toml++ tables iterate keys in name order, so errors are put back in line order here.
   void finish_errors(ConfigLoad* out) {
     std::stable_sort(errors_.begin(), errors_.end(),

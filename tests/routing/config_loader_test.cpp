@@ -74,6 +74,20 @@ address_spaces = ["*"]
   EXPECT_EQ(c.address_spaces.at(0).line, 4u);
 }
 
+// Every error is one printable line, even when it quotes the file: toml++ quotes the character it
+// saw (a newline here), and a string value may hold control characters through escapes. Found by
+// tests/fuzz/connector_config_fuzz.
+TEST(ConfigLoader, ErrorsAreOnePrintableLineEach) {
+  ConfigLoad load = parse_connector_text("[[connector]]\nname = \"a\"\nenabled = tru\n", "t.toml");
+  ASSERT_EQ(load.errors.size(), 1u);
+  EXPECT_EQ(load.errors[0], "t.toml:3: Error while parsing boolean: expected 'true', saw 'tru\\n'");
+  load = parse_connector_text(
+      "[[connector]]\nname = \"a\"\naddress_spaces = [\"exa\\nmple\\u0007.com\"]\n", "t.toml");
+  ASSERT_EQ(load.errors.size(), 1u);
+  EXPECT_NE(load.errors[0].find("exa\\nmple\\x07.com"), std::string::npos) << load.errors[0];
+  for (char c : load.errors[0]) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << int(c);
+}
+
 TEST(ConfigLoader, ParsesEveryKey) {
   TempFiles files;
   std::string pw = files.write("relay.pw", "# the relay password\nS3cret:with colon\n", 0600);
