@@ -516,9 +516,10 @@ const Connector* Table::select_normalized(std::string_view name, uint64_t messag
 
 Explanation Table::explain(std::string_view domain, uint64_t message_size) const {
   Explanation ex;
-  if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
+  std::string_view bare = domain;  // one trailing dot dropped, as select() and normalize_domain() do
+  if (!bare.empty() && bare.back() == '.') bare.remove_suffix(1);
   auto normalized =
-      is_address_literal(domain) ? Result<std::string>(to_lower_ascii(domain)) : normalize_domain(domain);
+      is_address_literal(bare) ? Result<std::string>(to_lower_ascii(bare)) : normalize_domain(domain);
   if (!normalized) {
     ex.domain = std::string(domain);
     ex.selection.unreachable = Unreachable::kInvalidDomain;

@@ -102,6 +102,7 @@ address_spaces = ["*.contoso.com"]
       {"a b.contoso.com", 100, nullptr, "", Unreachable::kInvalidDomain},
       {"x*.contoso.com", 100, nullptr, "", Unreachable::kInvalidDomain},
       {"-a.contoso.com", 100, nullptr, "", Unreachable::kInvalidDomain},
+      {"contoso.com..", 100, nullptr, "", Unreachable::kInvalidDomain},  // one trailing dot only
   };
   check(*table, std::begin(cases), std::end(cases));
   for (const Case& c : cases) {
