@@ -451,6 +451,7 @@ bool Table::is_address_literal(std::string_view domain) {
 const Connector* Table::select(std::string_view domain, uint64_t message_size,
                                Selection* out) const {
   *out = Selection{};
+  const std::string_view given = domain;
   if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
   if (domain.empty() || domain.size() > kMaxDomainLength) {
     out->unreachable = Unreachable::kInvalidDomain;
@@ -460,8 +461,8 @@ const Connector* Table::select(std::string_view domain, uint64_t message_size,
   std::memcpy(lowered, domain.data(), domain.size());
   std::memset(lowered + domain.size(), 0, kPadding);
   if (__builtin_expect(!lower_ascii_in_place(lowered, domain.size()), 0)) {
-    // Non-ASCII: the IDN path, which allocates.
-    auto normalized = normalize_domain(domain);
+    // Non-ASCII: the IDN path, which allocates. normalize_domain() drops the trailing dot itself.
+    auto normalized = normalize_domain(given);
     if (!normalized) {
       out->unreachable = Unreachable::kInvalidDomain;
       return nullptr;

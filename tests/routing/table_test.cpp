@@ -103,6 +103,8 @@ address_spaces = ["*.contoso.com"]
       {"x*.contoso.com", 100, nullptr, "", Unreachable::kInvalidDomain},
       {"-a.contoso.com", 100, nullptr, "", Unreachable::kInvalidDomain},
       {"contoso.com..", 100, nullptr, "", Unreachable::kInvalidDomain},  // one trailing dot only
+      {"bücher.example..", 100, nullptr, "", Unreachable::kInvalidDomain},  // also on the IDN path
+      {"Bücher.example.", 100, "Internet", "*", kOk},
   };
   check(*table, std::begin(cases), std::end(cases));
   for (const Case& c : cases) {
