@@ -84,6 +84,8 @@ std::string_view domain_syntax_error(std::string_view name) {
 }
 
 static Result<std::string> to_a_labels(std::string_view utf8) {
+  // libidn2 reads a C string: an embedded NUL would end the name early and let the rest through.
+  if (utf8.find('\0') != std::string_view::npos) return make_error("NUL character in a domain name");
 #ifdef RINGMAIL_HAVE_IDN2
   std::string input(utf8);
   char* out = nullptr;

@@ -453,25 +453,16 @@ const Connector* Table::select(std::string_view domain, uint64_t message_size,
   *out = Selection{};
   const std::string_view given = domain;
   if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
-  if (domain.empty() || domain.size() > kMaxDomainLength) {
+  if (domain.empty()) {
     out->unreachable = Unreachable::kInvalidDomain;
     return nullptr;
   }
+  // Over 253 octets can still be a valid name once converted to A-labels: normalize_domain decides.
+  if (domain.size() > kMaxDomainLength) return select_slow(given, message_size, out);
   char lowered[kMaxDomainLength + kPadding];
   std::memcpy(lowered, domain.data(), domain.size());
   std::memset(lowered + domain.size(), 0, kPadding);
-  if (__builtin_expect(!lower_ascii_in_place(lowered, domain.size()), 0)) {
-    // Non-ASCII: the IDN path, which allocates. normalize_domain() drops the trailing dot itself.
-    auto normalized = normalize_domain(given);
-    if (!normalized) {
-      out->unreachable = Unreachable::kInvalidDomain;
-      return nullptr;
-    }
-    std::string converted = std::move(*normalized);
-    converted.append(kPadding, '\0');  // walk() reads past the end of the name
-    return select_normalized(std::string_view(converted.data(), converted.size() - kPadding),
-                             message_size, out);
-  }
+  if (__builtin_expect(!lower_ascii_in_place(lowered, domain.size()), 0)) return select_slow(given, message_size, out);
   // The same syntax rule as explain() (so the two always agree); a table look-up per byte, no
   // allocation. Address literals match only "*" (no address space can contain '[').
   if (!is_address_literal(domain) && !domain_syntax_error(std::string_view(lowered, domain.size())).empty()) {
@@ -479,6 +470,19 @@ const Connector* Table::select(std::string_view domain, uint64_t message_size,
     return nullptr;
   }
   return select_normalized(std::string_view(lowered, domain.size()), message_size, out);
+}
+
+// Non-ASCII or over-long names: normalize_domain() (which allocates, and drops the trailing dot
+// itself), exactly as explain() does.
+const Connector* Table::select_slow(std::string_view given, uint64_t message_size, Selection* out) const {
+  auto normalized = normalize_domain(given);
+  if (!normalized) {
+    out->unreachable = Unreachable::kInvalidDomain;
+    return nullptr;
+  }
+  std::string converted = std::move(*normalized);
+  converted.append(kPadding, '\0');  // walk() reads past the end of the name
+  return select_normalized(std::string_view(converted.data(), converted.size() - kPadding), message_size, out);
 }
 
 const Connector* Table::select_normalized(std::string_view name, uint64_t message_size,

@@ -107,6 +107,7 @@ class Table {
            (e.size_limit != kLimitInConnector ||
             message_size > connectors_[e.connector_index()].max_message_size);
   }
+  const Connector* select_slow(std::string_view given, uint64_t message_size, Selection* out) const;
   const Connector* select_normalized(std::string_view name, uint64_t message_size,
                                      Selection* out) const;
 

@@ -115,6 +115,23 @@ address_spaces = ["*.contoso.com"]
     EXPECT_EQ(ex.selection.unreachable, s.unreachable);
   }
   EXPECT_EQ(table->explain("[IPv6:2001:DB8::1]", 100).domain, "[ipv6:2001:db8::1]");
+  // A NUL inside a non-ASCII name: libidn2 reads C strings and converted only "b".
+  constexpr char kNul[] = "b\0bücher.example";
+  const std::string_view nul(kNul, sizeof kNul - 1);
+  Selection s;
+  EXPECT_EQ(table->select(nul, 100, &s), nullptr);
+  EXPECT_EQ(s.unreachable, Unreachable::kInvalidDomain);
+  EXPECT_EQ(table->explain(nul, 100).selection.unreachable, Unreachable::kInvalidDomain);
+  // Over 253 octets of UTF-8 that are a valid name in A-labels: both paths convert before judging.
+  std::string long_idn;
+  for (int i = 0; i < 9; ++i) long_idn += "üüüüüüüüüüüüüüü.";  // 9 labels of 30 octets
+  long_idn += "contoso.com";
+  ASSERT_GT(long_idn.size(), 253u);
+  const Connector* c = table->select(long_idn, 100, &s);
+  ASSERT_NE(c, nullptr) << unreachable_reason(s.unreachable);
+  EXPECT_EQ(c->name, "Contoso");
+  EXPECT_EQ(c, table->explain(long_idn, 100).selection.connector);
+  EXPECT_EQ(s.unreachable, table->explain(long_idn, 100).selection.unreachable);
 }
 
 TEST(TableSelect, MostLabelsWinsAndCostNeverCrossesSpecificity) {
