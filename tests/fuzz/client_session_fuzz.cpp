@@ -1,0 +1,222 @@
+// Fuzz target: the outbound SMTP client session (engine/smtp/client_session.h) against a broken or
+// hostile server. The input scripts the server side: replies (any bytes), timeouts, a lost
+// connection, new work, shutdown, TLS outcomes. Whatever it does:
+//   - every recipient the session took (next_transaction) gets exactly one outcome, and each
+//     transaction is done only after all of its recipients have one; nothing is reported after the
+//     session result, which comes exactly once — so delivery never loses or double-counts a
+//     recipient, whatever the server sends;
+//   - the smart-host password never appears in an outcome (outcomes go to logs and DSNs) unless
+//     the server itself sent it;
+//   - server bytes fed whole or in chunks give the same output and the same outcomes.
+//
+// Input: 1 byte of settings (pipelining, STARTTLS policy, AUTH, one message per connection),
+// 1 byte chunk seed, 1 byte of transactions and recipients, then events: one byte each (low 3 bits
+// the kind), server input carrying a length byte and its bytes.
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/smtp/client_session.h"
+#include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_input.h"
+
+namespace smtp = ringmail::smtp;
+
+namespace {
+
+constexpr std::string_view kPassword = "s3cr3t-Pa55";
+
+class Hooks final : public smtp::ClientHooks {
+ public:
+  explicit Hooks(const std::vector<smtp::OutboundTransaction>& txns) : txns_(txns) {
+    for (const auto& t : txns) work.push_back(&t);
+  }
+  const smtp::OutboundTransaction* next_transaction() override {
+    FUZZ_CHECK(!session_done);
+    if (work.empty()) {
+      log += "next:none;";
+      return nullptr;
+    }
+    const smtp::OutboundTransaction* t = work.front();
+    work.pop_front();
+    taken.push_back(t);
+    log += "next:" + std::to_string(id(*t)) + ";";
+    return t;
+  }
+  void on_recipient_result(const smtp::OutboundTransaction& txn, size_t i, const smtp::DeliveryOutcome& o) override {
+    FUZZ_CHECK(!session_done);
+    FUZZ_CHECK(i < txn.recipients.size());
+    FUZZ_CHECK(reported.insert({id(txn), i}).second);  // exactly once
+    check_outcome(o);
+    log += "r" + std::to_string(id(txn)) + ":" + std::to_string(i) + ":" + std::to_string(static_cast<int>(o.kind)) +
+           ":" + std::to_string(o.reply.code) + ";";
+  }
+  void on_transaction_done(const smtp::OutboundTransaction& txn) override {
+    FUZZ_CHECK(!session_done);
+    for (size_t i = 0; i < txn.recipients.size(); ++i) FUZZ_CHECK(reported.count({id(txn), i}) == 1);
+    FUZZ_CHECK(done.insert(id(txn)).second);
+    log += "done" + std::to_string(id(txn)) + ";";
+  }
+  void on_session_result(const smtp::DeliveryOutcome& o) override {
+    FUZZ_CHECK(!session_done);
+    session_done = true;
+    check_outcome(o);
+    log += "session:" + std::to_string(static_cast<int>(o.kind)) + ";";
+  }
+  void check_outcome(const smtp::DeliveryOutcome& o) const {
+    // The server's own reply text is kept as it is; if the server never said the password, an
+    // outcome holding it would be ringmail's leak.
+    if (!server_said_password) FUZZ_CHECK(o.reply.text.find(kPassword) == std::string::npos);
+  }
+  bool server_said_password = false;  // some server bytes contain the password (a hostile echo)
+  size_t id(const smtp::OutboundTransaction& t) const { return static_cast<size_t>(&t - txns_.data()); }
+
+  std::deque<const smtp::OutboundTransaction*> work;  // not yet handed out
+  std::vector<const smtp::OutboundTransaction*> taken;
+  std::set<std::pair<size_t, size_t>> reported;
+  std::set<size_t> done;
+  bool session_done = false;
+  std::string log;  // everything reported, in order, for the whole-versus-chunked comparison
+
+ private:
+  const std::vector<smtp::OutboundTransaction>& txns_;
+};
+
+struct Event {
+  uint8_t kind;
+  std::string server;  // kind 0: server bytes
+};
+
+struct Run {
+  std::string output;
+  std::string log;
+};
+
+Run run(const smtp::ClientConfig& config, const std::vector<smtp::OutboundTransaction>& txns,
+        const std::vector<Event>& events, bool whole, uint8_t seed) {
+  Hooks hooks(txns);
+  std::deque<const smtp::OutboundTransaction*> held;  // offered later by kind-3 events
+  while (hooks.work.size() > 1) {
+    held.push_front(hooks.work.back());
+    hooks.work.pop_back();
+  }
+  std::string all_server_bytes;
+  for (const Event& e : events) all_server_bytes += e.server;
+  hooks.server_said_password = all_server_bytes.find(kPassword) != std::string::npos;
+  smtp::ClientSession s(config, hooks);
+  Run r;
+  std::string out;
+  smtp::ClientAction a = s.on_connected(out);
+  bool tls_pending = false;
+  auto settle = [&](smtp::ClientAction action) {
+    // Drive kSendMore to the end of the data, as the engine does once each chunk is written.
+    for (int guard = 0; action == smtp::ClientAction::kSendMore; ++guard) {
+      FUZZ_CHECK(guard < 100000);
+      action = s.on_output_drained(out);
+    }
+    if (action == smtp::ClientAction::kStartTls) tls_pending = true;
+    r.output += out;
+    out.clear();
+    return action;
+  };
+  a = settle(a);
+  for (const Event& e : events) {
+    if (s.finished()) break;
+    switch (e.kind % 8) {
+      case 0: {
+        std::vector<size_t> ends{e.server.size()};
+        if (!whole && !e.server.empty()) ends = ringmail::fuzz::cut_points(e.server.size(), seed, 16);
+        size_t prev = 0;
+        for (size_t end : ends) {
+          if (s.finished()) break;
+          a = settle(s.on_input(std::string_view(e.server).substr(prev, end - prev), out));
+          prev = end;
+        }
+        break;
+      }
+      case 1: a = settle(s.on_timeout(out)); break;
+      case 2: s.on_connection_lost("Connection reset by peer"); break;
+      case 3:
+        if (!held.empty()) {
+          hooks.work.push_back(held.front());
+          held.pop_front();
+        }
+        a = settle(s.offer(out));
+        break;
+      case 4: a = settle(s.shutdown(out)); break;
+      case 5: a = settle(s.shutdown(out, true)); break;
+      case 6:
+        if (tls_pending) {
+          tls_pending = false;
+          a = settle(s.on_tls_ready(out));
+        }
+        break;
+      case 7:
+        if (tls_pending) {
+          tls_pending = false;
+          a = settle(s.on_tls_failed("certificate verify failed"));
+        }
+        break;
+    }
+  }
+  if (!s.finished()) s.on_connection_lost("end of the fuzz input");
+  FUZZ_CHECK(s.finished());
+  // Nothing lost: every recipient the session took has its outcome, every transaction is done,
+  // and the session result came.
+  FUZZ_CHECK(hooks.session_done);
+  for (const smtp::OutboundTransaction* t : hooks.taken) {
+    for (size_t i = 0; i < t->recipients.size(); ++i) FUZZ_CHECK(hooks.reported.count({hooks.id(*t), i}) == 1);
+    FUZZ_CHECK(hooks.done.count(hooks.id(*t)) == 1);
+  }
+  r.log = hooks.log;
+  return r;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  ringmail::fuzz::Input in(data, size);
+  uint8_t settings = in.byte();
+  uint8_t seed = in.byte();
+  uint8_t shape = in.byte();
+
+  smtp::ClientConfig config;
+  config.helo_name = "out.example.org";
+  config.use_pipelining = settings & 1;
+  config.starttls = static_cast<smtp::StartTls>((settings >> 1) % 3);
+  if (settings & 8) {
+    config.auth.username = "relay-user";
+    config.auth.password = std::string(kPassword);
+    config.auth.allow_plaintext = settings & 16;
+    config.auth.mechanism = (settings & 32) ? "LOGIN" : "";
+  }
+  config.max_messages_per_connection = (settings & 64) ? 1 : 0;
+  config.max_recipients_per_transaction = 1 + (shape >> 6);
+  config.max_output_chunk = 7;  // many kSendMore steps
+
+  static const std::string body = "Subject: t\r\n\r\n.leading dot\r\nline\r\n";
+  std::vector<smtp::OutboundTransaction> txns(1 + shape % 3);
+  for (size_t t = 0; t < txns.size(); ++t) {
+    txns[t].mail_from = t == 2 ? "" : "sender@example.org";
+    size_t n = 1 + (shape >> 2) % 4;
+    for (size_t i = 0; i < n; ++i) txns[t].recipients.push_back({"r" + std::to_string(i) + "@example.com", ""});
+    txns[t].body = body;
+    txns[t].size = body.size();
+  }
+  std::vector<Event> events;
+  while (!in.empty() && events.size() < 64) {
+    Event e{in.byte(), {}};
+    if (e.kind % 8 == 0) e.server = std::string(in.piece());
+    events.push_back(std::move(e));
+  }
+  Run whole = run(config, txns, events, true, 0);
+  Run chunked = run(config, txns, events, false, seed);
+  FUZZ_CHECK(whole.output == chunked.output);
+  FUZZ_CHECK(whole.log == chunked.log);
+  return 0;
+}
