@@ -380,7 +380,20 @@ void ClientSession::start_next_transaction(std::string& out) {
 void ClientSession::report(size_t index, const DeliveryOutcome& outcome) {
   if (rcpt_state_[index] == RcptState::kDone) return;
   rcpt_state_[index] = RcptState::kDone;
-  hooks_.on_recipient_result(*txn_, index, outcome);
+  hooks_.on_recipient_result(*txn_, index, without_secret(outcome));
+}
+
+// Outcomes reach logs and DSNs (which go to senders): the smart-host password never leaves in one,
+// even when a server echoes it in a reply. Masked wherever it appears; other outcomes pass as they are.
+const DeliveryOutcome& ClientSession::without_secret(const DeliveryOutcome& outcome) {
+  const std::string& secret = config_.auth.password;
+  if (secret.empty() || outcome.reply.text.find(secret) == std::string::npos) return outcome;
+  scrubbed_ = outcome;
+  constexpr std::string_view kMask = "********";
+  for (size_t at = scrubbed_.reply.text.find(secret); at != std::string::npos;
+       at = scrubbed_.reply.text.find(secret, at + kMask.size()))
+    scrubbed_.reply.text.replace(at, secret.size(), kMask);
+  return scrubbed_;
 }
 
 void ClientSession::report_all(RcptState which, const DeliveryOutcome& outcome) {
@@ -409,7 +422,7 @@ void ClientSession::end_session_quietly(const DeliveryOutcome& why) {
   input_.clear();
   if (!session_reported_) {
     session_reported_ = true;
-    hooks_.on_session_result(why);
+    hooks_.on_session_result(without_secret(why));
   }
 }
 

@@ -169,6 +169,7 @@ class ClientSession {
 
   void process(std::string_view input, std::string& out);
   void report(size_t index, const DeliveryOutcome& outcome);
+  const DeliveryOutcome& without_secret(const DeliveryOutcome& outcome);
   void report_all(RcptState which, const DeliveryOutcome& outcome);
   void end_transaction();
   // Ends the session: pending recipients get `why`, then on_session_result(why). `quit`: the server
@@ -192,6 +193,7 @@ class ClientSession {
   bool mail_accepted_ = false;         // MAIL got 2xx
   bool pipelined_ = false;             // this transaction's MAIL/RCPT/DATA went out as one group
   DeliveryOutcome outcome_;            // the last reply's classification; reused so replies allocate nothing
+  DeliveryOutcome scrubbed_;           // an outcome whose reply echoed the AUTH password, with it masked
   bool session_reported_ = false;      // on_session_result was called
   unsigned transactions_sent_ = 0;     // MAIL commands sent on this connection
   bool draining_ = false;  // shutdown() came during a transaction: QUIT after it

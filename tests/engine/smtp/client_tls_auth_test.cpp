@@ -236,6 +236,26 @@ TEST(ClientAuth, RefusedCredentialsGiveUpTheHostWithoutLeakingThePassword) {
   EXPECT_EQ(d.hooks.session.find(b64(std::string("\0relayuser\0S3cret-pw", 20))), std::string::npos);
 }
 
+// A server that echoes the password (here in its 535, and in a later recipient refusal) does not
+// get it into an outcome: outcomes reach logs and the DSNs sent to senders. Found by
+// tests/fuzz/client_session_fuzz.
+TEST(ClientAuth, PasswordEchoedByTheServerIsMaskedInOutcomes) {
+  Drive d(auth_config());
+  start_tls(d);
+  d.feed(kEhloAfterTls);
+  d.feed("535 5.7.8 bad password S3cret-pw for relayuser\r\n");
+  EXPECT_EQ(d.hooks.session.find("S3cret-pw"), std::string::npos) << d.hooks.session;
+  EXPECT_NE(d.hooks.session.find("bad password ******** for relayuser"), std::string::npos) << d.hooks.session;
+
+  Drive e(auth_config());
+  start_tls(e);
+  e.feed(kEhloAfterTls);
+  EXPECT_EQ(e.feed("235 2.7.0 ok\r\n"), kMailGroup);
+  e.feed("250 ok\r\n550 5.1.1 S3cret-pwS3cret-pw unknown\r\n554 5.5.1 no valid recipients\r\n");
+  ASSERT_EQ(e.hooks.results.size(), 1u);
+  EXPECT_NE(e.hooks.results[0].find("550 5.1.1 **************** unknown"), std::string::npos) << e.hooks.results[0];
+}
+
 TEST(ClientAuth, UnexpectedThirdChallengeIsCancelled) {
   Drive d(auth_config("LOGIN"));
   start_tls(d);
