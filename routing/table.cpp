@@ -19,6 +19,9 @@
 #include <cstddef>
 #include <cstring>
 #include <new>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "common/net.h"
 #include "common/strings.h"
@@ -80,6 +83,41 @@ inline bool lower_ascii_in_place(char* p, size_t n) {
     std::memcpy(p + i, &w, 8);
   }
   return (seen_high & kHigh) == 0;
+}
+
+// The verdict of domain_syntax_error() (empty, not "why") for a lower-cased ASCII name of n octets
+// followed by kPadding zero bytes, as select() holds it. Names up to 64 octets (nearly all) are
+// checked with SSE2 masks — one 16-byte block per 16 octets — instead of domain_syntax_error's
+// byte loop, whose data-dependent branches cost about 40 ns per lookup; longer names take the loop.
+bool domain_syntax_ok(const char* p, size_t n) {
+#ifdef __SSE2__
+  if (n <= 64) {
+    uint64_t ok = 0, dot = 0, hyphen = 0;
+    for (size_t i = 0; i < n; i += 16) {  // reads at most n + 15 octets: within the zero padding
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      auto in = [&](char lo, char hi) {  // signed compares: every octet is ASCII here
+        return _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(static_cast<char>(lo - 1))),
+                             _mm_cmplt_epi8(v, _mm_set1_epi8(static_cast<char>(hi + 1))));
+      };
+      const __m128i d = _mm_cmpeq_epi8(v, _mm_set1_epi8('.'));
+      const __m128i h = _mm_cmpeq_epi8(v, _mm_set1_epi8('-'));
+      const __m128i good = _mm_or_si128(_mm_or_si128(in('a', 'z'), in('0', '9')),
+                                        _mm_or_si128(_mm_or_si128(d, h), _mm_cmpeq_epi8(v, _mm_set1_epi8('_'))));
+      ok |= uint64_t{static_cast<uint16_t>(_mm_movemask_epi8(good))} << i;
+      dot |= uint64_t{static_cast<uint16_t>(_mm_movemask_epi8(d))} << i;
+      hyphen |= uint64_t{static_cast<uint16_t>(_mm_movemask_epi8(h))} << i;
+    }
+    const uint64_t all = n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1;
+    const uint64_t edge = (dot | hyphen) & all;
+    return n > 0 && (ok & all) == all &&
+           !(edge & 1) && !(edge >> (n - 1) & 1) &&  // no '.' or '-' first or last
+           !(dot & (dot >> 1) & all) &&               // no empty label
+           !((dot << 1) & hyphen & all) &&            // no label starting with '-'
+           !((hyphen << 1) & dot & all) &&            // no label ending with '-'
+           !(n == 64 && (dot & all) == 0);            // no label over 63 octets
+  }
+#endif
+  return domain_syntax_error(std::string_view(p, n)).empty();
 }
 
 // Finishes a suffix hash (murmur3's 64-bit finaliser) so low bits index the table well.
@@ -462,10 +500,11 @@ const Connector* Table::select(std::string_view domain, uint64_t message_size,
   char lowered[kMaxDomainLength + kPadding];
   std::memcpy(lowered, domain.data(), domain.size());
   std::memset(lowered + domain.size(), 0, kPadding);
-  if (__builtin_expect(!lower_ascii_in_place(lowered, domain.size()), 0)) return select_slow(given, message_size, out);
-  // The same syntax rule as explain() (so the two always agree); a table look-up per byte, no
-  // allocation. Address literals match only "*" (no address space can contain '[').
-  if (!is_address_literal(domain) && !domain_syntax_error(std::string_view(lowered, domain.size())).empty()) {
+  if (__builtin_expect(!lower_ascii_in_place(lowered, domain.size()), 0))
+    return select_slow(given, message_size, out);
+  // The same syntax rule as explain() (so the two always agree), without allocating. Address
+  // literals match only "*" (no address space can contain '[').
+  if (!domain_syntax_ok(lowered, domain.size()) && !is_address_literal(domain)) {
     out->unreachable = Unreachable::kInvalidDomain;
     return nullptr;
   }

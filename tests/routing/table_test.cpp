@@ -6,7 +6,10 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "routing/config_loader.h"
+#include "routing/domain.h"
 #include "tests/routing/alloc_counter.h"
 
 namespace ringmail::routing {
@@ -132,6 +135,43 @@ address_spaces = ["*.contoso.com"]
   EXPECT_EQ(c->name, "Contoso");
   EXPECT_EQ(c, table->explain(long_idn, 100).selection.connector);
   EXPECT_EQ(s.unreachable, table->explain(long_idn, 100).selection.unreachable);
+}
+
+// select()'s syntax check (SSE2 masks for names up to 64 octets) gives normalize_domain()'s verdict
+// for names built from the characters that matter, at every length around the 16-octet blocks and
+// the 63/64-octet label limit.
+TEST(TableSelect, FastSyntaxCheckAgreesWithNormalizeDomain) {
+  auto table = build(R"(
+[[connector]]
+name = "Internet"
+address_spaces = ["*"]
+)");
+  ASSERT_TRUE(table);
+  const std::string alphabet = "ab-._.-Z9*.";
+  std::mt19937 rng(20261128);
+  size_t valid = 0, invalid = 0;
+  for (int round = 0; round < 20000; ++round) {
+    size_t n = 1 + rng() % 70;
+    std::string name;
+    for (size_t i = 0; i < n; ++i) name += rng() % 4 == 0 ? alphabet[rng() % alphabet.size()] : 'a' + rng() % 26;
+    Selection s;
+    const bool routed = table->select(name, 1, &s) != nullptr;
+    const bool normal = normalize_domain(name).ok();
+    ASSERT_EQ(routed, normal) << "'" << name << "' " << unreachable_reason(s.unreachable);
+    (normal ? valid : invalid) += 1;
+  }
+  EXPECT_GT(valid, 2000u);  // both verdicts well represented
+  EXPECT_GT(invalid, 2000u);
+  // The label limit at the edge of the masked path (64 octets) and beyond it.
+  for (const std::string& name : {std::string(63, 'a'), std::string(64, 'a'), std::string(65, 'a'),
+                                  "b." + std::string(62, 'a'), "b." + std::string(63, 'a'), "b." + std::string(64, 'a'),
+                                  std::string(16, 'a') + "-", "-" + std::string(47, 'a'), std::string(15, 'a') + ".-a"}) {
+    Selection s;
+    EXPECT_EQ(table->select(name, 1, &s) != nullptr, normalize_domain(name).ok()) << name;
+  }
+  Selection s;
+  EXPECT_EQ(table->select(std::string(64, 'a'), 1, &s), nullptr);
+  EXPECT_NE(table->select("b." + std::string(62, 'a'), 1, &s), nullptr);
 }
 
 TEST(TableSelect, MostLabelsWinsAndCostNeverCrossesSpecificity) {
