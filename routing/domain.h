@@ -7,21 +7,14 @@
 #include <string>
 #include <string_view>
 
+#include "common/domain_name.h"  // domain_syntax_error, kMaxDomainLength, kMaxLabelLength
 #include "common/result.h"
 #include "routing/connector.h"
 
 namespace ringmail::routing {
 
-inline constexpr size_t kMaxDomainLength = 253;  // RFC 1035 name length without the final dot
-inline constexpr size_t kMaxLabelLength = 63;     // RFC 1035 label length
-
 // True if every byte is 7-bit.
 bool is_ascii(std::string_view s);
-
-// The reason `name` (already lower-case ASCII, no trailing dot) is not a usable host or domain
-// name, or an empty view if it is one. Labels: letters, digits, '-', '_'; no leading or trailing
-// '-'; no empty label; lengths within RFC 1035.
-std::string_view domain_syntax_error(std::string_view name);
 
 // Full normalisation of a domain from config or a recipient: drops one trailing dot, converts
 // U-labels to A-labels (libidn2, IDNA2008 non-transitional), lower-cases, checks the syntax.

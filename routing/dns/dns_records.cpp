@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/domain_name.h"
 #include "common/strings.h"
 
 namespace ringmail::routing::dns {
@@ -38,24 +39,10 @@ bool read_name(const unsigned char* packet, int length, const unsigned char*& at
   return true;
 }
 
-// A host name that can be looked up and connected to: labels of (lower-case, after canonical_name)
-// letters, digits, '-' and '_', 1-63 octets each, 253 in all; "" is the null MX. ares_expand_name
-// writes a dot or an unprintable octet inside a label as a backslash escape, refused here too.
-bool valid_host_name(std::string_view name) {
-  if (name.empty()) return true;
-  if (name.size() > 253) return false;
-  size_t label = 0;
-  for (char c : name) {
-    if (c == '.') {
-      if (label == 0) return false;
-      label = 0;
-      continue;
-    }
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
-    if (++label > 63) return false;
-  }
-  return label != 0;
-}
+// A host name that can be looked up and connected to (after canonical_name: lower-case, no
+// trailing dot), by the rule routing applies to domains; "" is the null MX. ares_expand_name writes
+// a dot or an unprintable octet inside a label as a backslash escape, which the rule refuses.
+bool valid_host_name(std::string_view name) { return name.empty() || domain_syntax_error(name).empty(); }
 
 DnsRecords temporary(std::string why) {
   DnsRecords r;
