@@ -59,9 +59,9 @@ std::string loggable_name(std::string_view name) {
 }
 
 // Ends the reply line that starts at out[start]. Every line is printable ASCII and at most 512
-// octets with its CRLF (RFC 5321 §4.5.3.1.5), whatever client text it echoes (a bad parameter
-// value, for one): longer text is cut with "...", other octets become '?'. Found by
-// tests/fuzz/server_session_fuzz (a 571-octet 501 reply with 8-bit octets).
+// octets with its CRLF (RFC 5321 §4.5.3.1.5), whatever text it echoes (a client's bad parameter
+// value, the engine's error): longer text is cut with "...", control octets become spaces and
+// 8-bit ones '?'. Found by tests/fuzz/server_session_fuzz (a 571-octet 501 reply with 8-bit octets).
 void end_reply_line(std::string& out, size_t start) {
   constexpr size_t kMaxText = 510;  // 512 with the CRLF
   if (out.size() - start > kMaxText) {
@@ -70,7 +70,8 @@ void end_reply_line(std::string& out, size_t start) {
   }
   for (size_t i = start; i < out.size(); ++i) {
     auto c = static_cast<unsigned char>(out[i]);
-    if (c < 0x20 || c > 0x7e) out[i] = '?';
+    if (c < 0x20 || c == 0x7f) out[i] = ' ';
+    else if (c > 0x7f) out[i] = '?';
   }
   out.append("\r\n");
 }
@@ -521,11 +522,9 @@ Action ServerSession::on_commit(bool ok, std::string_view error, std::string& ou
     ++messages_committed_;
     errors_ = 0;
   } else {
-    // The engine's text goes to the client: keep it to one printable line.
-    out.append("451 4.3.0 ");
+    // The engine's text goes to the client: one printable line (end_reply_line).
     if (error.empty()) error = "Error: queue file write error";
-    for (char c : error.substr(0, kMaxErrorText)) out += (c < 32 || c == 127) ? ' ' : c;
-    out.append("\r\n");
+    append_reply_fmt(out, "451 4.3.0 {}", error.substr(0, kMaxErrorText));
   }
   reset_transaction();
   if (input_overflow_) {
