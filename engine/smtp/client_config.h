@@ -52,6 +52,7 @@ struct ClientConfig {
   size_t max_buffered_input = 64 * 1024;         // server bytes held while sending data; beyond: protocol error
   StartTls starttls = StartTls::kNever;          // STARTTLS policy (the engine sets it from the connector)
   ClientAuth auth;                               // smart-host credentials; empty username: no AUTH
+  bool transcript = false;                       // report the dialogue through ClientHooks::on_transcript
 };
 
 }  // namespace ringmail::smtp

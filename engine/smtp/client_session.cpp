@@ -13,6 +13,16 @@
 #include <iterator>
 
 namespace ringmail::smtp {
+namespace {
+
+// Replaces every occurrence of `secret` in `text` with a fixed mask.
+void mask_secret(const std::string& secret, std::string& text) {
+  constexpr std::string_view kMask = "********";
+  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + kMask.size()))
+    text.replace(at, secret.size(), kMask);
+}
+
+}  // namespace
 
 const ClientSession::StateFacts& ClientSession::facts(State s) {
   using T = ClientTimeouts;
@@ -100,7 +110,10 @@ void ClientSession::process(std::string_view input, std::string& out) {
         end_session_quietly(
             classify_transport_failure(stage(), TransportFailure::kProtocolError, reply_error_name(parser_.error())));
         return;
-      case ReplyParser::Status::kReply: (this->*handler)(parser_.reply(), out); break;
+      case ReplyParser::Status::kReply:
+        if (config_.transcript) received(parser_.reply());
+        (this->*handler)(parser_.reply(), out);
+        break;
     }
     // RFC 3207 §4.2 and CVE-2011-0411: whatever the server sent after its 220 in clear text is not
     // trusted; it is dropped, and TLS starts from a clean parser.
@@ -136,6 +149,7 @@ ClientAction ClientSession::on_output_drained(std::string& out) {
   if (!stuffer_.produce(out, config_.max_output_chunk)) return ClientAction::kSendMore;
   // The final dot is in `out`: from here on a lost connection may mean the message arrived.
   state_ = State::kDot;
+  data_sent();
   if (!input_.empty()) {
     std::string early;
     early.swap(input_);
@@ -218,17 +232,23 @@ ClientAction ClientSession::shutdown(std::string& out, bool now) {
 // ---- enter handlers ----
 
 void ClientSession::enter_ehlo(std::string& out) {
+  const size_t from = out.size();
   fmt::format_to(std::back_inserter(out), "EHLO {}\r\n", config_.helo_name);
+  sent(out, from);
   state_ = State::kEhlo;
 }
 
 void ClientSession::enter_helo(std::string& out) {
+  const size_t from = out.size();
   fmt::format_to(std::back_inserter(out), "HELO {}\r\n", config_.helo_name);
+  sent(out, from);
   state_ = State::kHelo;
 }
 
 void ClientSession::enter_starttls(std::string& out) {
+  const size_t from = out.size();
   out += "STARTTLS\r\n";
+  sent(out, from);
   state_ = State::kStartTls;
 }
 
@@ -236,8 +256,14 @@ void ClientSession::enter_auth(std::string& out) {
   std::string_view mech = choose_auth_mechanism(config_.auth, caps_.auth_mechanisms);
   auth_login_ = mech == "LOGIN";
   auth_step_ = 0;
-  if (auth_login_) out += "AUTH LOGIN\r\n";
-  else append_auth_plain(config_.auth, out);
+  if (auth_login_) {
+    const size_t from = out.size();
+    out += "AUTH LOGIN\r\n";
+    sent(out, from);
+  } else {
+    append_auth_plain(config_.auth, out);
+    sent_secret("AUTH PLAIN ****");
+  }
   state_ = State::kAuth;
 }
 
@@ -269,6 +295,7 @@ void ClientSession::after_greeting_exchange(std::string& out) {
 
 void ClientSession::enter_mail(std::string& out) {
   const OutboundTransaction& t = *txn_;
+  const size_t from = out.size();
   fmt::format_to(std::back_inserter(out), "MAIL FROM:<{}>", t.mail_from);
   if (caps_.size) fmt::format_to(std::back_inserter(out), " SIZE={}", t.size);
   if (t.body_8bit) out += " BODY=8BITMIME";  // refuse_locally() made sure 8BITMIME is there
@@ -278,28 +305,35 @@ void ClientSession::enter_mail(std::string& out) {
     out += t.dsn_mail_params;
   }
   out += "\r\n";
+  sent(out, from);
   ++transactions_sent_;
   state_ = State::kMail;
   if (pipelined_) {
     // RFC 2920 §3.1: MAIL and RCPT may be grouped; DATA must be the last command of the group. The
     // replies come back in order and are matched by count (on_mail_reply, on_rcpt_reply, on_data_reply).
     for (size_t i = 0; i < rcpt_count_; ++i) send_rcpt(i, out);
+    const size_t data_from = out.size();
     out += "DATA\r\n";
+    sent(out, data_from);
   }
 }
 
 void ClientSession::send_rcpt(size_t index, std::string& out) {
   const OutboundRecipient& r = txn_->recipients[index];
+  const size_t from = out.size();
   fmt::format_to(std::back_inserter(out), "RCPT TO:<{}>", r.address);
   if (caps_.dsn && !r.dsn_params.empty()) {
     out += ' ';
     out += r.dsn_params;
   }
   out += "\r\n";
+  sent(out, from);
 }
 
 void ClientSession::enter_data(std::string& out) {
+  const size_t from = out.size();
   out += "DATA\r\n";
+  sent(out, from);
   state_ = State::kData;
 }
 
@@ -309,16 +343,21 @@ void ClientSession::enter_body(std::string& out) {
   if (stuffer_.produce(out, config_.max_output_chunk)) {
     // Small message: data and dot went out in one piece.
     state_ = State::kDot;
+    data_sent();
   }
 }
 
 void ClientSession::enter_rset(std::string& out) {
+  const size_t from = out.size();
   out += "RSET\r\n";
+  sent(out, from);
   state_ = State::kRset;
 }
 
 void ClientSession::enter_quit(std::string& out) {
+  const size_t from = out.size();
   out += "QUIT\r\n";
+  sent(out, from);
   state_ = State::kQuit;
 }
 
@@ -389,11 +428,49 @@ const DeliveryOutcome& ClientSession::without_secret(const DeliveryOutcome& outc
   const std::string& secret = config_.auth.password;
   if (secret.empty() || outcome.reply.text.find(secret) == std::string::npos) return outcome;
   scrubbed_ = outcome;
-  constexpr std::string_view kMask = "********";
-  for (size_t at = scrubbed_.reply.text.find(secret); at != std::string::npos;
-       at = scrubbed_.reply.text.find(secret, at + kMask.size()))
-    scrubbed_.reply.text.replace(at, secret.size(), kMask);
+  mask_secret(secret, scrubbed_.reply.text);
   return scrubbed_;
+}
+
+// ---- protocol log ----
+
+void ClientSession::sent(const std::string& out, size_t from) {
+  if (!config_.transcript) return;
+  std::string_view rest = std::string_view(out).substr(from);
+  while (!rest.empty()) {
+    size_t end = rest.find("\r\n");
+    if (end == std::string_view::npos) end = rest.size();
+    hooks_.on_transcript(TranscriptKind::kSent, rest.substr(0, end));
+    rest.remove_prefix(std::min(rest.size(), end + 2));
+  }
+}
+
+void ClientSession::sent_secret(std::string_view shown) {
+  if (config_.transcript) hooks_.on_transcript(TranscriptKind::kSent, shown);
+}
+
+void ClientSession::received(const Reply& reply) {
+  // The parser keeps the text without codes (the enhanced code stripped from every line): put
+  // them back in front of each line, as the server sent them.
+  std::string line;
+  std::string_view text = reply.text;
+  for (;;) {
+    const size_t nl = text.find('\n');
+    const bool last = nl == std::string_view::npos;
+    line.clear();
+    fmt::format_to(std::back_inserter(line), "{}{}{}{}", reply.code, last ? ' ' : '-', reply.enhanced,
+                   reply.enhanced.empty() ? "" : " ");
+    line.append(text.substr(0, nl));
+    if (!config_.auth.password.empty()) mask_secret(config_.auth.password, line);
+    hooks_.on_transcript(TranscriptKind::kReceived, line);
+    if (last) break;
+    text.remove_prefix(nl + 1);
+  }
+}
+
+void ClientSession::data_sent() {
+  if (config_.transcript)
+    hooks_.on_transcript(TranscriptKind::kNote, fmt::format("message data: {} octets, then \".\"", txn_->body.size()));
 }
 
 void ClientSession::report_all(RcptState which, const DeliveryOutcome& outcome) {
@@ -408,7 +485,11 @@ void ClientSession::end_transaction() {
 }
 
 void ClientSession::end_session(const DeliveryOutcome& why, bool quit, std::string& out) {
-  if (quit) out += "QUIT\r\n";
+  if (quit) {
+    const size_t from = out.size();
+    out += "QUIT\r\n";
+    sent(out, from);
+  }
   end_session_quietly(why);
 }
 
@@ -476,6 +557,7 @@ void ClientSession::on_auth_reply(const Reply& reply, std::string& out) {
     // LOGIN: the first challenge asks for the username, the second for the password.
     append_base64(auth_step_ == 0 ? config_.auth.username : config_.auth.password, out);
     out += "\r\n";
+    sent_secret("****");
     ++auth_step_;
     return;
   }
@@ -491,7 +573,11 @@ void ClientSession::on_auth_reply(const Reply& reply, std::string& out) {
   // A 334 we did not expect means the server wants another round: cancel it ("*", RFC 4954 §4)
   // rather than send anything else, and give up this host. The reply text of a refusal is the
   // server's; our credentials are never part of it.
-  if (reply.code == 334) out += "*\r\n";
+  if (reply.code == 334) {
+    const size_t from = out.size();
+    out += "*\r\n";
+    sent(out, from);
+  }
   end_session(auth_failure_outcome(ClientStage::kEhlo, fmt::format("AUTH {} refused: host said {} {}{}{}",
                                                                    auth_login_ ? "LOGIN" : "PLAIN", reply.code,
                                                                    reply.enhanced, reply.enhanced.empty() ? "" : " ",

@@ -23,6 +23,13 @@
 
 namespace ringmail::smtp {
 
+// What one protocol-log line (ClientHooks::on_transcript) is.
+enum class TranscriptKind : uint8_t {
+  kSent,      // a command line as sent, without its CRLF; AUTH credentials replaced by "****"
+  kReceived,  // one line of a server reply, "250-text" or "250 2.0.0 text" (the password masked)
+  kNote,      // something sent without its lines: the message data ("message data: N octets")
+};
+
 // Implemented by the engine; called by the session from inside its event methods. A hook must not
 // destroy the session or call back into it: act on the returned ClientAction afterwards instead.
 class ClientHooks {
@@ -41,6 +48,14 @@ class ClientHooks {
   // used (connect failure, greeting/EHLO refused, 421) — connect to the next host for the recipients
   // that got kTryNextHost, or defer them if none is left.
   virtual void on_session_result(const DeliveryOutcome& outcome) = 0;
+  // The dialogue, line by line in wire order, for a protocol log; called only when
+  // ClientConfig::transcript is set. Message data is never passed, only its size (kNote), and
+  // neither are the AUTH credentials. A kReceived line holds the server's bytes as they came (any
+  // octet but LF, a bare CR included): escape it before writing it anywhere.
+  virtual void on_transcript(TranscriptKind kind, std::string_view line) {
+    (void)kind;
+    (void)line;
+  }
 };
 
 enum class ClientAction : uint8_t {
@@ -168,6 +183,11 @@ class ClientSession {
   bool refuse_locally(const OutboundTransaction& txn);
 
   void process(std::string_view input, std::string& out);
+  // Protocol log (config_.transcript): the command lines appended to `out` since `from`; a reply.
+  void sent(const std::string& out, size_t from);
+  void sent_secret(std::string_view shown);
+  void received(const Reply& reply);
+  void data_sent();
   void report(size_t index, const DeliveryOutcome& outcome);
   const DeliveryOutcome& without_secret(const DeliveryOutcome& outcome);
   void report_all(RcptState which, const DeliveryOutcome& outcome);

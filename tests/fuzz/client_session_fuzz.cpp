@@ -7,7 +7,9 @@
 //     recipient, whatever the server sends;
 //   - the smart-host password never appears in an outcome (outcomes go to logs and DSNs), even
 //     when the server echoes it;
-//   - server bytes fed whole or in chunks give the same output and the same outcomes.
+//   - the protocol log (ClientConfig::transcript) holds single lines, never the credentials in any
+//     form we send them (raw, PLAIN's blob, LOGIN's answers);
+//   - server bytes fed whole or in chunks give the same output, outcomes and protocol log.
 //
 // Input: 1 byte of settings (pipelining, STARTTLS policy, AUTH, one message per connection),
 // 1 byte chunk seed, 1 byte of transactions and recipients, then events: one byte each (low 3 bits
@@ -21,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/smtp/client_auth.h"
 #include "engine/smtp/client_session.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_input.h"
@@ -68,10 +71,21 @@ class Hooks final : public smtp::ClientHooks {
     check_outcome(o);
     log += "session:" + std::to_string(static_cast<int>(o.kind)) + ";";
   }
+  void on_transcript(smtp::TranscriptKind kind, std::string_view line) override {
+    // One line each: a server line may hold a bare CR (its bytes come as they are), ours never.
+    FUZZ_CHECK(line.find('\n') == std::string_view::npos);
+    if (kind != smtp::TranscriptKind::kReceived) FUZZ_CHECK(line.find('\r') == std::string_view::npos);
+    if (has_password) {
+      FUZZ_CHECK(line.find(kPassword) == std::string_view::npos);  // even if echoed
+      for (const auto& secret : secrets) FUZZ_CHECK(line.find(secret) == std::string_view::npos);
+    }
+    log += "t" + std::to_string(static_cast<int>(kind)) + ":" + std::string(line) + ";";
+  }
   void check_outcome(const smtp::DeliveryOutcome& o) const {
     if (has_password) FUZZ_CHECK(o.reply.text.find(kPassword) == std::string::npos);  // even if echoed
   }
   bool has_password = false;  // the session was configured with kPassword
+  std::vector<std::string> secrets;  // the credentials as the session sends them (base64)
   size_t id(const smtp::OutboundTransaction& t) const { return static_cast<size_t>(&t - txns_.data()); }
 
   std::deque<const smtp::OutboundTransaction*> work;  // not yet handed out
@@ -104,6 +118,13 @@ Run run(const smtp::ClientConfig& config, const std::vector<smtp::OutboundTransa
     hooks.work.pop_back();
   }
   hooks.has_password = config.auth.password == kPassword;
+  if (hooks.has_password) {
+    std::string plain, user, pass;
+    smtp::append_auth_plain(config.auth, plain);  // "AUTH PLAIN <blob>\r\n"
+    hooks.secrets.push_back(plain.substr(11, plain.size() - 13));
+    smtp::append_base64(config.auth.password, pass);
+    hooks.secrets.push_back(pass);
+  }
   smtp::ClientSession s(config, hooks);
   Run r;
   std::string out;
@@ -194,6 +215,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   config.max_messages_per_connection = (settings & 64) ? 1 : 0;
   config.max_recipients_per_transaction = 1 + (shape >> 6);
   config.max_output_chunk = 7;  // many kSendMore steps
+  config.transcript = settings & 128;
 
   static const std::string body = "Subject: t\r\n\r\n.leading dot\r\nline\r\n";
   std::vector<smtp::OutboundTransaction> txns(1 + shape % 3);

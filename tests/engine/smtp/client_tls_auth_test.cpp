@@ -29,7 +29,12 @@ class Hooks final : public ClientHooks {
     session = describe(o);
     session_kind = o.kind;
   }
+  void on_transcript(TranscriptKind kind, std::string_view line) override {
+    const char* mark = kind == TranscriptKind::kSent ? "> " : kind == TranscriptKind::kReceived ? "< " : "* ";
+    transcript.push_back(mark + std::string(line));
+  }
   std::vector<std::string> results;  // "rcpt0 <describe>"
+  std::vector<std::string> transcript;  // "> sent", "< received", "* note" (with ClientConfig::transcript)
   std::vector<OutcomeKind> kinds;    // per result
   std::string session;               // describe() of the session result
   OutcomeKind session_kind = OutcomeKind::kSuccess;
@@ -334,6 +339,96 @@ TEST(ClientAuth, MechanismChoice) {
   a.mechanism = "LOGIN";
   EXPECT_EQ(choose_auth_mechanism(a, "PLAIN LOGIN"), "LOGIN");
   EXPECT_EQ(choose_auth_mechanism(a, "PLAIN"), "");
+}
+
+// ---- protocol log (ClientConfig::transcript) ----
+
+// The whole dialogue in wire order: each command line, each reply line with its codes, the
+// message data only as its size, and the credentials never (PLAIN's blob, LOGIN's answers, and
+// the password where the server echoes it).
+TEST(ClientTranscript, DialogueWithoutMessageDataOrCredentials) {
+  ClientConfig c = auth_config();
+  c.transcript = true;
+  Drive d(c);
+  start_tls(d);
+  d.feed(kEhloAfterTls);
+  d.feed("235 2.7.0 ok S3cret-pw\r\n");
+  d.deliver();
+  const std::vector<std::string> want{
+      "< 220 mx.test ESMTP",
+      "> EHLO client.test",
+      "< 250-mx.test",
+      "< 250-PIPELINING",
+      "< 250-AUTH PLAIN LOGIN",
+      "< 250 STARTTLS",
+      "> STARTTLS",
+      "< 220 go",
+      "> EHLO client.test",
+      "< 250-mx.test",
+      "< 250-PIPELINING",
+      "< 250 AUTH PLAIN LOGIN",
+      "> AUTH PLAIN ****",
+      "< 235 2.7.0 ok ********",
+      "> MAIL FROM:<a@src.test>",
+      "> RCPT TO:<b@dst.test>",
+      "> DATA",
+      "< 250 ok",
+      "< 250 ok",
+      "< 354 go",
+      fmt::format("* message data: {} octets, then \".\"", kBody.size()),
+      "< 250 queued",
+      "> QUIT",
+      "< 221 bye",
+  };
+  EXPECT_EQ(d.hooks.transcript, want);
+}
+
+// LOGIN's answers are masked where they are produced: a server sending both challenges and its
+// 235 in one piece gets the same log as one answering in turn.
+TEST(ClientTranscript, LoginAnswersAreMaskedEvenWhenRepliesArriveTogether) {
+  ClientConfig c = auth_config("LOGIN");
+  c.transcript = true;
+  Drive d(c);
+  start_tls(d);
+  d.feed(kEhloAfterTls);
+  EXPECT_EQ(d.feed("334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0 ok\r\n"),
+            b64("relayuser") + "\r\n" + b64("S3cret-pw") + "\r\n" + kMailGroup);
+  std::string all;
+  for (const auto& l : d.hooks.transcript) all += l + "\n";
+  EXPECT_EQ(all.find(b64("S3cret-pw")), std::string::npos) << all;
+  EXPECT_EQ(all.find(b64("relayuser")), std::string::npos) << all;
+  EXPECT_NE(all.find("> AUTH LOGIN\n< 334 VXNlcm5hbWU6\n> ****\n< 334 UGFzc3dvcmQ6\n> ****\n< 235 2.7.0 ok\n"
+                     "> MAIL FROM:<a@src.test>\n"),
+            std::string::npos)
+      << all;
+}
+
+// Lock-step (no PIPELINING), a refused recipient, RSET and a multi-line refusal: each line is
+// logged as the server sent it, enhanced code included.
+TEST(ClientTranscript, LockStepRefusalsAndMultiLineReplies) {
+  ClientConfig c = config(StartTls::kNever);
+  c.transcript = true;
+  Drive d(c);
+  d.greet("250 mx.test\r\n");
+  d.feed("250 2.1.0 ok\r\n");
+  d.feed("550-5.1.1 no such user\r\n550 5.1.1 here\r\n");
+  d.feed("250 2.0.0 reset\r\n");
+  const std::vector<std::string> want{
+      "< 220 mx.test ESMTP", "> EHLO client.test",          "< 250 mx.test",
+      "> MAIL FROM:<a@src.test>", "< 250 2.1.0 ok",          "> RCPT TO:<b@dst.test>",
+      "< 550-5.1.1 no such user", "< 550 5.1.1 here",        "> RSET",
+      "< 250 2.0.0 reset",        "> QUIT",
+  };
+  EXPECT_EQ(d.hooks.transcript, want);
+}
+
+TEST(ClientTranscript, NothingWhenNotAsked) {
+  Drive d(auth_config());
+  start_tls(d);
+  d.feed(kEhloAfterTls);
+  d.feed("235 2.7.0 ok\r\n");
+  d.deliver();
+  EXPECT_TRUE(d.hooks.transcript.empty());
 }
 
 }  // namespace
