@@ -50,12 +50,15 @@ size_t TablePublisher::reclaim() {
 
 TableReader::TableReader(const TablePublisher& publisher) : publisher_(&publisher) { refresh(); }
 
-ReloadOutcome reload_connector_file(const std::string& path, const NodeIdentity& node,
-                                    TablePublisher* publisher) {
+ReloadOutcome reload_connector_file(const std::string& path, const NodeIdentity& node, TablePublisher* publisher,
+                                    const std::function<Status(const Config&)>& check) {
   ReloadOutcome outcome;
   ConfigLoad load = read_connector_file(path, ConnectorFiles::kRead);  // credentials files too, as at start-up
+  Status checked;
   if (!load.config) {
     outcome.errors = std::move(load.errors);
+  } else if (check && !(checked = check(*load.config))) {
+    outcome.errors.push_back(checked.error().message());
   } else if (auto table = Table::build(load.config, node); !table) {
     outcome.errors.push_back(table.error().message());
   } else {

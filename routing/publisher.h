@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -76,7 +77,9 @@ struct ReloadOutcome {
   std::vector<std::string> errors;  // why not
   uint64_t version = 0;             // publisher version after the call
 };
-ReloadOutcome reload_connector_file(const std::string& path, const NodeIdentity& node,
-                                    TablePublisher* publisher);
+// `check`: the daemon's own conditions on a new file (settings that need a daemon flag); an error
+// refuses the file like a syntax error.
+ReloadOutcome reload_connector_file(const std::string& path, const NodeIdentity& node, TablePublisher* publisher,
+                                    const std::function<Status(const Config&)>& check = {});
 
 }  // namespace ringmail::routing

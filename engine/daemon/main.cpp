@@ -62,10 +62,32 @@ int run(int argc, char** argv) {
   // error to fix now, reported with every FILE:LINE reason, not a daemon that half-works.
   routing::NodeIdentity node{opts->node_name, opts->node_addresses};
   std::unique_ptr<routing::TablePublisher> routes;
+  // What a connector file needs from the daemon's flags, at start-up and on every reload.
+  auto check_against_flags = [&](const routing::Config& c) -> Status {
+    if (!opts->protocol_log_dir.empty()) return {};
+    for (const auto& conn : c.connectors)
+      if (conn.protocol_log)
+        return make_error("connector '{}' sets protocol_log = true but no --protocol-log-dir is given: "
+                          "name a directory for the log, or remove the setting", conn.name);
+    return {};
+  };
+  if (!opts->protocol_log_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(opts->protocol_log_dir, ec);
+    if (ec || ::access(opts->protocol_log_dir.c_str(), W_OK | X_OK) != 0) {
+      log::error("--protocol-log-dir {}: {}", opts->protocol_log_dir,
+                 ec ? ec.message() : std::string(std::strerror(errno)));
+      return 2;
+    }
+  }
   if (!opts->config_file.empty()) {
     auto config = routing::load_connector_file(opts->config_file);
     if (!config) {
       log::error("connector file {} is invalid:\n{}", opts->config_file, config.error().message());
+      return 2;
+    }
+    if (Status st = check_against_flags(**config); !st) {
+      log::error("connector file {}: {}", opts->config_file, st.error().message());
       return 2;
     }
     auto table = routing::Table::build(*config, node);
@@ -121,6 +143,7 @@ int run(int argc, char** argv) {
   delivery.retry.min_backoff = std::chrono::seconds(opts->retry_min);
   delivery.retry.max_backoff = std::chrono::seconds(opts->retry_max);
   delivery.dns = opts->dns;
+  delivery.protocol_log_dir = opts->protocol_log_dir;
   // The MX loop guard (RFC 5321 §5.1) needs to know who we are: our name, the addresses we listen
   // on (not the wildcard) and the node addresses the operator gave.
   delivery.self_names.push_back(to_lower_ascii(opts->hostname));
@@ -180,7 +203,7 @@ int run(int argc, char** argv) {
   auto reload = [&](std::string_view who) -> admin::ActionResult {
     if (!routes) return {admin::ActionStatus::kRejected, "no connector file (--config) to reload"};
     std::lock_guard<std::mutex> g(reload_mutex);
-    auto outcome = routing::reload_connector_file(opts->config_file, node, routes.get());
+    auto outcome = routing::reload_connector_file(opts->config_file, node, routes.get(), check_against_flags);
     if (!outcome.published) {
       std::string why = fmt::format("{}", fmt::join(outcome.errors, "\n"));
       log::error("{}: connector file {} refused, the previous table stays in use:\n{}", who, opts->config_file, why);

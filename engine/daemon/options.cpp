@@ -76,6 +76,8 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
       ->capture_default_str()
       ->check(CLI::IsMember({"direct", "buffered"}));
   app.add_option("--config", o.config_file, "send connector file (TOML); without it all mail is held");
+  app.add_option("--protocol-log-dir", o.protocol_log_dir,
+                 "directory (created if missing) for the SMTP protocol log of connectors with protocol_log = true");
   app.add_option("--node", o.node_name, "this node's name, matched against connectors' `nodes` (default: --hostname)");
   app.add_option("--node-address", o.node_addresses,
                  "an egress IP of this node, repeatable; connectors whose source_addresses include it win cost ties");

@@ -144,6 +144,12 @@ void Delivery::attach_writer(queue::SpoolWriter& writer, std::function<void(queu
   });
 }
 
+ProtocolLog* Delivery::protocol_log() {
+  if (shared_.protocol_log_dir.empty()) return nullptr;
+  if (!protocol_log_) protocol_log_ = std::make_unique<ProtocolLog>(&loop_, shared_.protocol_log_dir, id_);
+  return protocol_log_.get();
+}
+
 Status Delivery::start() {
   auto j = shared_.spool->make_journal(id_, io_, SystemClock::instance());
   if (!j) return j.error();

@@ -18,10 +18,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "common/net.h"
 #include "engine/delivery/destination_health.h"
 #include "engine/delivery/index_list.h"
 #include "engine/delivery/local_submit.h"
+#include "engine/delivery/protocol_log.h"
 #include "engine/loop/loop.h"
 #include "engine/net/resolver.h"
 #include "engine/smtp/client_config.h"
@@ -70,6 +73,7 @@ struct DeliveryShared {
   routing::dns::DnsSettings dns;                 // resolver settings (servers, caches, address cap)
   std::vector<std::string> self_names;           // our host names, lower case (MX loop guard)
   std::vector<SocketAddress> self_addresses;     // our addresses, port ignored (MX loop guard)
+  std::string protocol_log_dir;                  // --protocol-log-dir; empty: no protocol log
   std::mutex unreachable_mutex;                  // guards unreachable_queue
   std::vector<UnreachableEntry> unreachable_queue;  // see UnreachableEntry
 };
@@ -234,6 +238,10 @@ class Delivery {
   void session_busy(NextHop& hop, OutboundSession* s);
   void session_released(NextHop& hop, OutboundSession* s);
   void session_opened(NextHop& hop) { --hop.opening; }  // ready for work (or gone before that)
+  // This worker's protocol log (connectors with protocol_log = true), or null without
+  // --protocol-log-dir; and a name for a new session's lines ("<worker>.<serial>").
+  ProtocolLog* protocol_log();
+  std::string new_session_name() { return fmt::format("{}.{}", id_, ++session_serial_); }
 
  private:
   NextHop& hop_for(std::shared_ptr<const routing::Table> table, const routing::Connector* connector,
@@ -292,6 +300,8 @@ class Delivery {
   bool journal_closing_ = false;
   std::function<void()> stop_done_;
   std::unique_ptr<LocalSubmitter> local_;             // DSNs into the spool (see attach_writer)
+  std::unique_ptr<ProtocolLog> protocol_log_;         // made at the first session that logs
+  uint64_t session_serial_ = 0;                       // names sessions in the protocol log
 };
 
 }  // namespace ringmail::engine

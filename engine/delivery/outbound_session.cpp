@@ -98,6 +98,23 @@ OutboundSession::OutboundSession(Delivery& delivery, NextHop& hop, const SocketA
       client_(config_, *this) {
   connect_op_.s = this;
   timeout_op_.s = this;
+  if (hop.connector->protocol_log) protocol_log_ = delivery.protocol_log();
+  if (protocol_log_ != nullptr) {
+    config_.transcript = true;  // before any event: the session reads its config as it goes
+    log_name_ = delivery.new_session_name();
+  }
+}
+
+void OutboundSession::log_line(char event, std::string_view text) {
+  if (protocol_log_ != nullptr) protocol_log_->write(log_name_, hop_.connector->name, host_text_, event, text);
+}
+
+void OutboundSession::on_transcript(smtp::TranscriptKind kind, std::string_view line) {
+  switch (kind) {
+    case smtp::TranscriptKind::kSent: log_line('>', line); break;
+    case smtp::TranscriptKind::kReceived: log_line('<', line); break;
+    case smtp::TranscriptKind::kNote: log_line('*', line); break;
+  }
 }
 
 OutboundSession::~OutboundSession() {
@@ -141,6 +158,14 @@ void OutboundSession::on_connect(int res) {
                                      : fmt::format("connect to {}: {}", host_text_, std::strerror(-res)));
     return;
   }
+  if (protocol_log_ != nullptr) {
+    sockaddr_storage local{};
+    socklen_t len = sizeof local;
+    const bool known = ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len) == 0;
+    log_line('+', known ? fmt::format("connected from {}",
+                                      SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&local), len).to_string())
+                        : std::string("connected"));
+  }
   conn_ = std::make_unique<TcpConnection>(delivery_.loop(), fd_, *this);
   fd_ = -1;  // owned by the connection now
   conn_->start();
@@ -148,6 +173,7 @@ void OutboundSession::on_connect(int res) {
 }
 
 void OutboundSession::connect_failed(std::string why) {
+  log_line('-', why);
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
@@ -226,6 +252,10 @@ void OutboundSession::on_tls_ready() {
   log::debug("outbound {}: TLS {} {} ({} bits){}{}", host_text_, t->version(), t->cipher(), t->cipher_bits(),
              hop_.connector->tls == TlsPolicy::kVerify ? ", certificate verified" : "",
              t->resumed() ? ", resumed" : "");
+  if (protocol_log_ != nullptr)
+    log_line('*', fmt::format("TLS {} {} ({} bits){}{}", t->version(), t->cipher(), t->cipher_bits(),
+                              hop_.connector->tls == TlsPolicy::kVerify ? ", certificate verified" : "",
+                              t->resumed() ? ", resumed" : ""));
   delivery_.shared().tls_handshakes.fetch_add(1, std::memory_order_relaxed);
   if (t->resumed()) delivery_.shared().tls_resumed.fetch_add(1, std::memory_order_relaxed);
   act(client_.on_tls_ready(out_));
@@ -234,6 +264,7 @@ void OutboundSession::on_tls_ready() {
 void OutboundSession::on_tls_failed(tls::FailureKind kind, std::string_view text) {
   const routing::Connector& c = *hop_.connector;
   log::warn("outbound {} (connector {}, tls {}): {}", host_text_, c.name, tls_policy_name(c.tls), text);
+  log_line('*', fmt::format("TLS failed: {}", text));
   // Opportunistic TLS that breaks in the handshake (not a check: nothing is checked there) is
   // remembered, so the next sessions to this host use clear text instead of failing forever.
   if (c.tls == TlsPolicy::kOpportunistic && !client_.tls_active() && kind != tls::FailureKind::kNone)
@@ -301,6 +332,7 @@ void OutboundSession::on_transaction_done(const smtp::OutboundTransaction&) {
 }
 
 void OutboundSession::on_session_result(const smtp::DeliveryOutcome& outcome) {
+  if (protocol_log_ != nullptr && conn_) log_line('-', "closed: " + smtp::describe(outcome));  // connect failures: connect_failed
   delivery_.on_session_result(hop_, outcome, host_text_);
 }
 

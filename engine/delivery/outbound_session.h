@@ -52,6 +52,7 @@ class OutboundSession final : public TcpConnection::Handler, public smtp::Client
                            const smtp::DeliveryOutcome& outcome) override;
   void on_transaction_done(const smtp::OutboundTransaction& txn) override;
   void on_session_result(const smtp::DeliveryOutcome& outcome) override;
+  void on_transcript(smtp::TranscriptKind kind, std::string_view line) override;
   // Timer
   void fire() override;
 
@@ -61,6 +62,7 @@ class OutboundSession final : public TcpConnection::Handler, public smtp::Client
   void connect_failed(std::string why);
   void maybe_release();
   Status start_tls();
+  void log_line(char event, std::string_view text);  // to the protocol log, if this connector has one
 
   Delivery& delivery_;
   NextHop& hop_;
@@ -81,6 +83,8 @@ class OutboundSession final : public TcpConnection::Handler, public smtp::Client
   bool opening_ = true;                   // connecting / greeting / EHLO / STARTTLS / AUTH: counted in NextHop::opening
   bool released_ = false;                 // handed back to Delivery
   bool closed_ = false;                   // finished: no more protocol events
+  ProtocolLog* protocol_log_ = nullptr;   // the connector has protocol_log = true (and the daemon a directory)
+  std::string log_name_;                  // this session's name in the protocol log
 };
 
 }  // namespace ringmail::engine
