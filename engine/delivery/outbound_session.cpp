@@ -249,13 +249,13 @@ Status OutboundSession::start_tls() {
 void OutboundSession::on_tls_ready() {
   if (closed_) return;
   const tls::TlsSession* t = conn_->tls();
-  log::debug("outbound {}: TLS {} {} ({} bits){}{}", host_text_, t->version(), t->cipher(), t->cipher_bits(),
-             hop_.connector->tls == TlsPolicy::kVerify ? ", certificate verified" : "",
-             t->resumed() ? ", resumed" : "");
-  if (protocol_log_ != nullptr)
-    log_line('*', fmt::format("TLS {} {} ({} bits){}{}", t->version(), t->cipher(), t->cipher_bits(),
-                              hop_.connector->tls == TlsPolicy::kVerify ? ", certificate verified" : "",
-                              t->resumed() ? ", resumed" : ""));
+  if (log::enabled(log::Level::kDebug) || protocol_log_ != nullptr) {
+    const std::string what = fmt::format("TLS {} {} ({} bits){}{}", t->version(), t->cipher(), t->cipher_bits(),
+                                         hop_.connector->tls == TlsPolicy::kVerify ? ", certificate verified" : "",
+                                         t->resumed() ? ", resumed" : "");
+    log::debug("outbound {}: {}", host_text_, what);
+    log_line('*', what);
+  }
   delivery_.shared().tls_handshakes.fetch_add(1, std::memory_order_relaxed);
   if (t->resumed()) delivery_.shared().tls_resumed.fetch_add(1, std::memory_order_relaxed);
   act(client_.on_tls_ready(out_));
@@ -264,7 +264,7 @@ void OutboundSession::on_tls_ready() {
 void OutboundSession::on_tls_failed(tls::FailureKind kind, std::string_view text) {
   const routing::Connector& c = *hop_.connector;
   log::warn("outbound {} (connector {}, tls {}): {}", host_text_, c.name, tls_policy_name(c.tls), text);
-  log_line('*', fmt::format("TLS failed: {}", text));
+  if (protocol_log_ != nullptr) log_line('*', fmt::format("TLS failed: {}", text));
   // Opportunistic TLS that breaks in the handshake (not a check: nothing is checked there) is
   // remembered, so the next sessions to this host use clear text instead of failing forever.
   if (c.tls == TlsPolicy::kOpportunistic && !client_.tls_active() && kind != tls::FailureKind::kNone)

@@ -15,11 +15,18 @@
 namespace ringmail::smtp {
 namespace {
 
-// Replaces every occurrence of `secret` in `text` with a fixed mask.
-void mask_secret(const std::string& secret, std::string& text) {
+// Replaces every occurrence of each secret in `text` with a fixed mask.
+void mask_secrets(const std::vector<std::string>& secrets, std::string& text) {
   constexpr std::string_view kMask = "********";
-  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + kMask.size()))
-    text.replace(at, secret.size(), kMask);
+  for (const std::string& secret : secrets)
+    for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + kMask.size()))
+      text.replace(at, secret.size(), kMask);
+}
+
+bool holds_secret(const std::vector<std::string>& secrets, std::string_view text) {
+  for (const std::string& secret : secrets)
+    if (text.find(secret) != std::string_view::npos) return true;
+  return false;
 }
 
 }  // namespace
@@ -49,7 +56,22 @@ const ClientSession::StateFacts& ClientSession::facts(State s) {
   return kFacts[static_cast<size_t>(s)];
 }
 
-ClientSession::ClientSession(const ClientConfig& config, ClientHooks& hooks) : config_(config), hooks_(hooks) {}
+ClientSession::ClientSession(const ClientConfig& config, ClientHooks& hooks) : config_(config), hooks_(hooks) {
+  if (config_.auth.password.empty()) return;
+  // The password as typed and as we send it (LOGIN's answer, PLAIN's blob): a server may echo any
+  // of them, e.g. quoting a command line it did not understand.
+  secrets_.push_back(config_.auth.password);
+  append_base64(config_.auth.password, secrets_.emplace_back());
+  std::string plain;
+  append_auth_plain(config_.auth, plain);  // "AUTH PLAIN <blob>\r\n"
+  secrets_.push_back(plain.substr(11, plain.size() - 13));
+  wipe(plain);
+}
+
+ClientSession::~ClientSession() {
+  for (std::string& s : secrets_) wipe(s);
+  wipe(scrubbed_.reply.text);
+}
 
 std::string_view ClientSession::state_name() const { return facts(state_).name; }
 ClientStage ClientSession::stage() const { return facts(state_).stage; }
@@ -425,10 +447,9 @@ void ClientSession::report(size_t index, const DeliveryOutcome& outcome) {
 // Outcomes reach logs and DSNs (which go to senders): the smart-host password never leaves in one,
 // even when a server echoes it in a reply. Masked wherever it appears; other outcomes pass as they are.
 const DeliveryOutcome& ClientSession::without_secret(const DeliveryOutcome& outcome) {
-  const std::string& secret = config_.auth.password;
-  if (secret.empty() || outcome.reply.text.find(secret) == std::string::npos) return outcome;
+  if (secrets_.empty() || !holds_secret(secrets_, outcome.reply.text)) return outcome;
   scrubbed_ = outcome;
-  mask_secret(secret, scrubbed_.reply.text);
+  mask_secrets(secrets_, scrubbed_.reply.text);
   return scrubbed_;
 }
 
@@ -461,7 +482,7 @@ void ClientSession::received(const Reply& reply) {
     fmt::format_to(std::back_inserter(line), "{}{}{}{}", reply.code, last ? ' ' : '-', reply.enhanced,
                    reply.enhanced.empty() ? "" : " ");
     line.append(text.substr(0, nl));
-    if (!config_.auth.password.empty()) mask_secret(config_.auth.password, line);
+    if (!secrets_.empty()) mask_secrets(secrets_, line);
     hooks_.on_transcript(TranscriptKind::kReceived, line);
     if (last) break;
     text.remove_prefix(nl + 1);

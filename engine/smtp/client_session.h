@@ -26,7 +26,7 @@ namespace ringmail::smtp {
 // What one protocol-log line (ClientHooks::on_transcript) is.
 enum class TranscriptKind : uint8_t {
   kSent,      // a command line as sent, without its CRLF; AUTH credentials replaced by "****"
-  kReceived,  // one line of a server reply, "250-text" or "250 2.0.0 text" (the password masked)
+  kReceived,  // one line of a server reply, "250-text" or "250 2.0.0 text" (the password masked as in outcomes)
   kNote,      // something sent without its lines: the message data ("message data: N octets")
 };
 
@@ -71,6 +71,9 @@ class ClientSession {
  public:
   // config and hooks must outlive the session.
   ClientSession(const ClientConfig& config, ClientHooks& hooks);
+  ~ClientSession();  // wipes the copies of the credentials it made
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
 
   // The TCP (and later TLS) connection is up: wait for the greeting. Sends nothing.
   ClientAction on_connected(std::string& out);
@@ -214,6 +217,7 @@ class ClientSession {
   bool pipelined_ = false;             // this transaction's MAIL/RCPT/DATA went out as one group
   DeliveryOutcome outcome_;            // the last reply's classification; reused so replies allocate nothing
   DeliveryOutcome scrubbed_;           // an outcome whose reply echoed the AUTH password, with it masked
+  std::vector<std::string> secrets_;   // the password, its base64 and PLAIN's blob: masked wherever echoed
   bool session_reported_ = false;      // on_session_result was called
   unsigned transactions_sent_ = 0;     // MAIL commands sent on this connection
   bool draining_ = false;  // shutdown() came during a transaction: QUIT after it

@@ -5,8 +5,8 @@
 //     transaction is done only after all of its recipients have one; nothing is reported after the
 //     session result, which comes exactly once — so delivery never loses or double-counts a
 //     recipient, whatever the server sends;
-//   - the smart-host password never appears in an outcome (outcomes go to logs and DSNs), even
-//     when the server echoes it;
+//   - the smart-host password never appears in an outcome (outcomes go to logs and DSNs) in any
+//     form we send it, even when the server echoes it;
 //   - the protocol log (ClientConfig::transcript) holds single lines, never the credentials in any
 //     form we send them (raw, PLAIN's blob, LOGIN's answers);
 //   - server bytes fed whole or in chunks give the same output, outcomes and protocol log.
@@ -82,7 +82,9 @@ class Hooks final : public smtp::ClientHooks {
     log += "t" + std::to_string(static_cast<int>(kind)) + ":" + std::string(line) + ";";
   }
   void check_outcome(const smtp::DeliveryOutcome& o) const {
-    if (has_password) FUZZ_CHECK(o.reply.text.find(kPassword) == std::string::npos);  // even if echoed
+    if (!has_password) return;
+    FUZZ_CHECK(o.reply.text.find(kPassword) == std::string::npos);  // even if echoed
+    for (const auto& secret : secrets) FUZZ_CHECK(o.reply.text.find(secret) == std::string::npos);
   }
   bool has_password = false;  // the session was configured with kPassword
   std::vector<std::string> secrets;  // the credentials as the session sends them (base64)

@@ -261,6 +261,31 @@ TEST(ClientAuth, PasswordEchoedByTheServerIsMaskedInOutcomes) {
   EXPECT_NE(e.hooks.results[0].find("550 5.1.1 **************** unknown"), std::string::npos) << e.hooks.results[0];
 }
 
+// Servers that do not understand a command often quote it: the PLAIN blob and LOGIN's base64
+// answer are masked like the password itself. Found by tests/fuzz/client_session_fuzz.
+TEST(ClientAuth, CredentialsEchoedInTheirBase64FormAreMasked) {
+  const std::string blob = b64(std::string("\0relayuser\0S3cret-pw", 20));
+  Drive d(auth_config());
+  start_tls(d);
+  d.feed(kEhloAfterTls);
+  d.feed("500 5.5.2 unrecognized command: AUTH PLAIN " + blob + "\r\n");
+  EXPECT_EQ(d.hooks.session.find(blob), std::string::npos) << d.hooks.session;
+  EXPECT_NE(d.hooks.session.find("unrecognized command: AUTH PLAIN ********"), std::string::npos) << d.hooks.session;
+
+  ClientConfig c = auth_config("LOGIN");
+  c.transcript = true;
+  Drive e(c);
+  start_tls(e);
+  e.feed(kEhloAfterTls);
+  e.feed("334 VXNlcm5hbWU6\r\n");
+  e.feed("334 UGFzc3dvcmQ6\r\n");
+  e.feed("535 5.7.8 bad password " + b64("S3cret-pw") + "\r\n");
+  EXPECT_EQ(e.hooks.session.find(b64("S3cret-pw")), std::string::npos) << e.hooks.session;
+  ASSERT_GE(e.hooks.transcript.size(), 2u);
+  EXPECT_EQ(e.hooks.transcript[e.hooks.transcript.size() - 2], "< 535 5.7.8 bad password ********");
+  EXPECT_EQ(e.hooks.transcript.back(), "> QUIT");
+}
+
 TEST(ClientAuth, UnexpectedThirdChallengeIsCancelled) {
   Drive d(auth_config("LOGIN"));
   start_tls(d);
