@@ -7,11 +7,41 @@
 
 namespace ringmail {
 
-std::string json_quote(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
+namespace {
+
+// Length of the valid UTF-8 sequence at the front of `s` (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or 0 when the first octet does not start one.
+size_t utf8_sequence(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xbf;  // bounds of the second octet
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i)
+    if ((b(i) & 0xc0) != 0x80) return 0;
+  return n;
+}
+
+}  // namespace
+
+void append_json_quoted(std::string& out, std::string_view s) {
   out += '"';
-  for (char c : s) {
+  while (!s.empty()) {
+    const unsigned char c = static_cast<unsigned char>(s[0]);
+    size_t used = 1;
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -19,11 +49,26 @@ std::string json_quote(std::string_view s) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        else out += c;
+        if (c < 0x20 || c == 0x7f) {
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        } else if (c < 0x80) {
+          out += static_cast<char>(c);
+        } else if (size_t n = utf8_sequence(s); n > 0) {
+          out.append(s.substr(0, n));
+          used = n;
+        } else {
+          out += "\\ufffd";
+        }
     }
+    s.remove_prefix(used);
   }
   out += '"';
+}
+
+std::string json_quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  append_json_quoted(out, s);
   return out;
 }
 

@@ -8,8 +8,12 @@
 
 namespace ringmail {
 
-// `s` as a JSON string literal, quotes included; UTF-8 passes through, control characters escaped.
+// `s` as a JSON string literal, quotes included; valid UTF-8 passes through, control characters
+// (and DEL) are escaped, and each octet that is not part of valid UTF-8 becomes U+FFFD, so the
+// result is always valid JSON whatever bytes a peer sent.
 std::string json_quote(std::string_view s);
+// The same, appended to `out`.
+void append_json_quoted(std::string& out, std::string_view s);
 
 // Writes `content` to `path` through `path`.tmp and rename(2). Returns false (errno set) on failure.
 bool write_file_atomically(const std::string& path, std::string_view content);
