@@ -24,7 +24,7 @@
 #include "engine/delivery/destination_health.h"
 #include "engine/delivery/index_list.h"
 #include "engine/delivery/local_submit.h"
-#include "engine/delivery/protocol_log.h"
+#include "engine/logs/protocol_log.h"
 #include "engine/loop/loop.h"
 #include "engine/net/resolver.h"
 #include "engine/smtp/client_config.h"

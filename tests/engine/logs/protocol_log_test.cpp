@@ -2,7 +2,7 @@
 // (lines go to the day they were written in, even when flushed after midnight), the header once per
 // file, appending across restarts, the flush at the end of the loop iteration, and a directory that
 // cannot be written (lines dropped, nothing thrown, writing again once it can).
-#include "engine/delivery/protocol_log.h"
+#include "engine/logs/protocol_log.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,0 +1,61 @@
+// A log file per worker and UTC day, appended to by one loop thread: DIR/<prefix>-YYYYMMDD-w<worker>.log.
+// The machinery under the protocol log and the message-tracking log (each formats its own lines).
+//
+// Lines are buffered and written with one write(2) at the end of the loop iteration that made them
+// (or once 64 KiB are waiting), so a crash loses at most that iteration's lines. A line goes to the
+// file of the UTC day it was made in. A failed open or write is reported once in the daemon log
+// and those lines are dropped — a log never holds up mail — and writing resumes when it can.
+// Files are never deleted by ringmail (cron: `find DIR -name '<prefix>-*' -mtime +30 -delete`).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+
+namespace ringmail::engine {
+
+class Loop;
+
+class DailyLog {
+ public:
+  // loop: where the end-of-iteration flush runs (null: the owner calls flush()). `header`, if not
+  // empty, is written as the first line of every new file. Nothing is opened before the first line.
+  DailyLog(Loop* loop, std::string dir, std::string prefix, unsigned worker, std::string header = {},
+           const Clock& clock = SystemClock::instance());
+  ~DailyLog();  // flushes
+  DailyLog(const DailyLog&) = delete;
+  DailyLog& operator=(const DailyLog&) = delete;
+
+  // Starts a line: returns the buffer to append it to (without its newline) and puts the time now,
+  // "2026-11-28T15:40:01.123Z", in *stamp (valid until the next begin_line()). end_line() ends it.
+  std::string& begin_line(std::string_view* stamp);
+  void end_line();
+  void flush();
+  std::string path_for(WallTime wall) const;  // the file lines made at `wall` go to
+
+ private:
+  std::string path_for_day(int day) const;  // day = YYYYMMDD (UTC)
+  bool open_for(int day);
+
+  Loop* loop_;
+  std::string dir_;
+  std::string prefix_;
+  unsigned worker_;
+  std::string header_;
+  const Clock& clock_;
+  int fd_ = -1;                 // the open file, -1 before the first line or after a failure
+  int day_ = 0;                 // YYYYMMDD of fd_
+  int64_t stamp_second_ = INT64_MIN;  // the second stamp_ holds
+  int stamp_day_ = 0;           // its YYYYMMDD
+  std::string stamp_;           // "2026-11-28T15:40:01.123Z" (milliseconds rewritten per line)
+  std::string buf_;             // lines not yet written
+  int buf_day_ = 0;             // the day the buffered lines belong to
+  bool flush_pending_ = false;  // a flush is deferred to the end of this iteration
+  bool failing_ = false;        // the last open or write failed (reported once)
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // the deferred flush checks this still exists
+};
+
+}  // namespace ringmail::engine
