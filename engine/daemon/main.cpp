@@ -71,12 +71,14 @@ int run(int argc, char** argv) {
                           "name a directory for the log, or remove the setting", conn.name);
     return {};
   };
-  if (!opts->protocol_log_dir.empty()) {
+  // Log directories are made (and checked writable) now, so a typo is an error at start-up.
+  for (const auto& [flag, dir] : {std::pair{"--protocol-log-dir", opts->protocol_log_dir},
+                                  std::pair{"--tracking-log-dir", opts->tracking_log_dir}}) {
+    if (dir.empty()) continue;
     std::error_code ec;
-    std::filesystem::create_directories(opts->protocol_log_dir, ec);
-    if (ec || ::access(opts->protocol_log_dir.c_str(), W_OK | X_OK) != 0) {
-      log::error("--protocol-log-dir {}: {}", opts->protocol_log_dir,
-                 ec ? ec.message() : std::string(std::strerror(errno)));
+    std::filesystem::create_directories(dir, ec);
+    if (ec || ::access(dir.c_str(), W_OK | X_OK) != 0) {
+      log::error("{} {}: {}", flag, dir, ec ? ec.message() : std::string(std::strerror(errno)));
       return 2;
     }
   }
@@ -177,6 +179,7 @@ int run(int argc, char** argv) {
     wc.delivery = delivering ? &delivery : nullptr;
     wc.security = opts->security;
     wc.shutdown_grace = std::chrono::seconds(opts->shutdown_grace);
+    wc.tracking_log_dir = opts->tracking_log_dir;
     workers.push_back(std::make_unique<engine::Worker>(std::move(wc)));
     if (auto st = workers.back()->start(); !st) {
       log::error("worker {}: {}", w, st.error().message());

@@ -78,6 +78,9 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
   app.add_option("--config", o.config_file, "send connector file (TOML); without it all mail is held");
   app.add_option("--protocol-log-dir", o.protocol_log_dir,
                  "directory (created if missing) for the SMTP protocol log of connectors with protocol_log = true");
+  app.add_option("--tracking-log-dir", o.tracking_log_dir,
+                 "directory (created if missing) for the message-tracking log: a JSON line per receive, deliver, "
+                 "defer, bounce, expire and DSN (default: none)");
   app.add_option("--node", o.node_name, "this node's name, matched against connectors' `nodes` (default: --hostname)");
   app.add_option("--node-address", o.node_addresses,
                  "an egress IP of this node, repeatable; connectors whose source_addresses include it win cost ties");

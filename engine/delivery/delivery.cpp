@@ -405,6 +405,9 @@ void Delivery::on_recipient_result(DeliveryWork& work, size_t txn_index, const s
       shared_.delivered.fetch_add(1, std::memory_order_relaxed);
       log::debug("{} <{}>: delivered via {} ({}): {}", queue::format_queue_id(env.id), env.rcpts[rcpt],
                  hop.connector->name, host, smtp::describe(outcome));
+      if (tracking_)
+        tracking_->deliver(env.id, env.rcpts[rcpt], hop.connector->name, host, smtp::describe(outcome),
+                           work.msg->rcpts[rcpt].attempts + 1);
       finish(work.msg, rcpt, queue::RcptState::kDelivered);
       if (!next_hop_dsn && rcpt < env.rcpt_dsn.size() && (env.rcpt_dsn[rcpt].notify & queue::dsn::kNotifySuccess)) {
         work.relayed.push_back({rcpt, "2.0.0", diagnostic_of(outcome)});
@@ -415,6 +418,9 @@ void Delivery::on_recipient_result(DeliveryWork& work, size_t txn_index, const s
       shared_.failed.fetch_add(1, std::memory_order_relaxed);
       log::info("{} <{}>: failed via {} ({}): {}", queue::format_queue_id(env.id), env.rcpts[rcpt],
                 hop.connector->name, host, smtp::describe(outcome));
+      if (tracking_)
+        tracking_->bounce(env.id, env.rcpts[rcpt], hop.connector->name, host, status_of(outcome),
+                          smtp::describe(outcome));
       finish(work.msg, rcpt, queue::RcptState::kFailed);
       work.bounced.push_back({rcpt, status_of(outcome), diagnostic_of(outcome)});
       work.remote = host;
@@ -495,6 +501,11 @@ void Delivery::defer(NextHop& hop, const queue::MessageRef& msg, std::vector<uin
   if (!expired.empty()) {
     log::info("{}: {} recipient(s) expired (the message arrived {} h ago): {}", queue::format_queue_id(env.id),
               expired.size(), duration_cast<hours>(wall_now - env.arrival).count(), why);
+    if (tracking_) {
+      std::vector<std::string_view> to;
+      for (const auto& b : expired) to.push_back(env.rcpts[b.rcpt]);
+      tracking_->expire(env.id, to, why);
+    }
     send_dsn(*msg, queue::dsn::ReportKind::kFailure, expired, remote, body);
   }
   if (!delayed.empty()) send_dsn(*msg, queue::dsn::ReportKind::kDelay, delayed, remote, body, &hop.retry);
@@ -508,6 +519,11 @@ void Delivery::defer(NextHop& hop, const queue::MessageRef& msg, std::vector<uin
   }
   log::info("{}: {} recipient(s) deferred via {} (attempt {}, retry in {} s): {}", queue::format_queue_id(env.id),
             keep.size(), hop.connector->name, attempts, duration_cast<seconds>(next.delay).count(), why);
+  if (tracking_) {
+    std::vector<std::string_view> to;
+    for (uint32_t r : keep) to.push_back(env.rcpts[r]);
+    tracking_->defer(env.id, to, hop.connector->name, remote, attempts, duration_cast<seconds>(next.delay).count(), why);
+  }
   schedule(hop, {msg, IndexList(keep)}, loop_.now() + next.delay);
 }
 

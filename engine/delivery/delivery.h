@@ -25,6 +25,7 @@
 #include "engine/delivery/index_list.h"
 #include "engine/delivery/local_submit.h"
 #include "engine/logs/protocol_log.h"
+#include "engine/logs/tracking_log.h"
 #include "engine/loop/loop.h"
 #include "engine/net/resolver.h"
 #include "engine/smtp/client_config.h"
@@ -241,6 +242,8 @@ class Delivery {
   // This worker's protocol log (connectors with protocol_log = true), or null without
   // --protocol-log-dir; and a name for a new session's lines ("<worker>.<serial>").
   ProtocolLog* protocol_log();
+  // Where delivery events go (deliver, bounce, defer, expire, DSN); null = nowhere. Before start().
+  void set_tracking_log(TrackingLog* log) { tracking_ = log; }
   std::string new_session_name() { return fmt::format("{}.{}", id_, ++session_serial_); }
 
  private:
@@ -302,6 +305,7 @@ class Delivery {
   std::unique_ptr<LocalSubmitter> local_;             // DSNs into the spool (see attach_writer)
   std::unique_ptr<ProtocolLog> protocol_log_;         // made at the first session that logs
   uint64_t session_serial_ = 0;                       // names sessions in the protocol log
+  TrackingLog* tracking_ = nullptr;                   // the worker's message-tracking log, if any
 };
 
 }  // namespace ringmail::engine

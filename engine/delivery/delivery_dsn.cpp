@@ -71,6 +71,7 @@ void Delivery::send_dsn(const queue::QueuedMessage& msg, queue::dsn::ReportKind 
   out.flags = (composed->eight_bit ? queue::kEnvelope8BitMime : 0u) | (composed->smtputf8 ? queue::kEnvelopeSmtpUtf8 : 0u);
   out.client = fmt::format("DSN for {}", qid);
   log::info("{}: {} DSN for {} recipient(s) queued to <{}>", qid, what, report.recipients.size(), env.mail_from);
+  if (tracking_) tracking_->dsn(env.id, what, env.mail_from, report.recipients.size());
   shared_.dsns.fetch_add(1, std::memory_order_relaxed);
   local_->submit(std::move(out), std::move(composed->message));
 }

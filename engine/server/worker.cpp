@@ -76,8 +76,11 @@ void Worker::thread_main() {
       if (routes_->refresh()) log::debug("routing table version {} in use", routes_->version());
     });
   }
+  if (!config_.tracking_log_dir.empty())
+    tracking_ = std::make_unique<TrackingLog>(loop_.get(), config_.tracking_log_dir, config_.id);
   if (config_.delivery) {
     delivery_ = std::make_unique<Delivery>(config_.id, *loop_, *file_io_, *config_.delivery);
+    delivery_->set_tracking_log(tracking_.get());
     delivery_->attach_writer(*writer_, [this](queue::MessageRef m) { message_committed(std::move(m)); });
     if (auto st = delivery_->start(); !st) return fail(st.error());
   }
@@ -101,6 +104,7 @@ void Worker::thread_main() {
               st.syncs ? double(st.sync_ns_sum) / double(st.syncs) / 1e6 : 0.0, double(st.sync_ns_max) / 1e6);
   // The loop ends only after the writer closed; drop what is left in a safe order.
   delivery_.reset();
+  tracking_.reset();  // flushes
   writer_.reset();
   file_io_.reset();
   routes_.reset();
@@ -116,6 +120,7 @@ void Worker::open_listeners() {
 }
 
 void Worker::message_committed(queue::MessageRef msg) {
+  if (tracking_) tracking_->receive(msg->env, msg->location.body_len);
   if (!delivery_ || !routes_) return;  // holding: the message stays in the spool
   dispatch_message(*config_.delivery, routes_->snapshot(), msg);
 }

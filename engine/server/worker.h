@@ -41,6 +41,7 @@ struct WorkerConfig {
   std::chrono::seconds shutdown_grace{10};      // how long busy sessions may finish on shutdown
   LoopOptions loop;                             // ring sizes
   std::shared_ptr<const ListenerSecurity> security;  // STARTTLS / --require-tls / AUTH; null = plain SMTP only
+  std::string tracking_log_dir;                 // --tracking-log-dir; empty = no tracking log
 };
 
 class Worker final : private Acceptor::Handler {
@@ -103,6 +104,7 @@ class Worker final : private Acceptor::Handler {
   std::unique_ptr<routing::TableReader> routes_;  // this worker's view of the connector table
   std::unique_ptr<Delivery> delivery_;          // next hops owned by this worker (null when holding)
   std::unique_ptr<tls::TlsContext> server_tls_; // STARTTLS for this worker's sessions (null without a certificate)
+  std::unique_ptr<TrackingLog> tracking_;       // message-tracking log (null without --tracking-log-dir)
   bool delivery_stopping_ = false;              // delivery_->stop() called
   bool delivery_stopped_ = false;               // its done callback ran
   std::vector<std::unique_ptr<Acceptor>> acceptors_;  // one per listening socket

@@ -1,0 +1,61 @@
+// Unit tests of the message-tracking log: each event's JSON line, escaping (quotes, control
+// octets, invalid UTF-8 from a peer), and the file name. Every line is checked to parse as JSON by
+// the integration test (tests/integration/test_tracking_log.py).
+#include "engine/logs/tracking_log.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace ringmail::engine {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono;
+
+std::vector<std::string> lines_of(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> out;
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+TEST(TrackingLog, OneJsonLinePerEvent) {
+  char tmpl[] = "/tmp/ringmail-track-XXXXXX";
+  const fs::path dir = ::mkdtemp(tmpl);
+  ManualClock clock;
+  clock.set_wall(WallTime(duration_cast<WallTime::duration>(milliseconds(1795910399250))));  // 2026-11-28T23:59:59.250Z
+  {
+    TrackingLog log(nullptr, dir.string(), 1, clock);
+    queue::StoredEnvelope env;
+    env.id = 0x0123456789ABCDEFull;
+    env.mail_from = "s@example.org";
+    env.rcpts = {"a@example.com", "q\"uote@example.com"};
+    env.client = "[127.0.0.1]:4000 client.test";
+    log.receive(env, 1234);
+    log.deliver(env.id, "a@example.com", "Smart", "127.0.0.1:25", "host said: 250 2.0.0 ok\x01\xff", 1);
+    log.bounce(env.id, "b@example.com", "Smart", "127.0.0.1:25", "5.1.1", "host said: 550 5.1.1 unknown");
+    log.defer(env.id, {"c@example.com", "d@example.com"}, "Internet", "", 3, 1200, "all 2 hosts failed");
+    log.expire(env.id, {"e@example.com"}, "timeout");
+    log.dsn(env.id, "failure", "s@example.org", 2);
+  }
+  const auto lines = lines_of(dir / "tracking-20261128-w1.log");
+  const std::string t = R"({"time":"2026-11-28T23:59:59.250Z",)";
+  const std::vector<std::string> want{
+      t + R"("event":"receive","id":"0123456789ABCDEF","from":"s@example.org","to":["a@example.com","q\"uote@example.com"],"size":1234,"client":"[127.0.0.1]:4000 client.test"})",
+      t + R"("event":"deliver","id":"0123456789ABCDEF","to":"a@example.com","connector":"Smart","remote":"127.0.0.1:25","reply":"host said: 250 2.0.0 ok\u0001\ufffd","attempt":1})",
+      t + R"("event":"bounce","id":"0123456789ABCDEF","to":"b@example.com","connector":"Smart","remote":"127.0.0.1:25","status":"5.1.1","reply":"host said: 550 5.1.1 unknown"})",
+      t + R"("event":"defer","id":"0123456789ABCDEF","to":["c@example.com","d@example.com"],"connector":"Internet","remote":"","attempt":3,"retry_in":1200,"reason":"all 2 hosts failed"})",
+      t + R"("event":"expire","id":"0123456789ABCDEF","to":["e@example.com"],"reason":"timeout"})",
+      t + R"("event":"dsn","id":"0123456789ABCDEF","kind":"failure","to":"s@example.org","recipients":2})",
+  };
+  EXPECT_EQ(lines, want);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace ringmail::engine

@@ -1,0 +1,105 @@
+"""The message-tracking log (--tracking-log-dir): every line is a JSON object, and a message's life
+can be followed by its queue id — received from swaks, delivered to aiosmtpd, a refused recipient
+bounced with its DSN (itself a message, received and delivered), deferrals with their retry
+time, expiry and its DSN. Without the flag nothing is written."""
+import glob
+import json
+import os
+import re
+import unittest
+
+from harness import DaemonTestCase, free_port, swaks, wait_for
+from sinks import AiosmtpdSink, write_connectors
+
+
+def events(directory):
+    out = []
+    for name in sorted(glob.glob(os.path.join(directory, "tracking-*-w*.log"))):
+        with open(name, encoding="utf-8") as f:
+            for line in f:
+                out.append(json.loads(line))  # every line must parse
+    # Workers write their own files; a message received on one and handled on another in the same
+    # millisecond ties on time, and its receive came first.
+    return sorted(out, key=lambda e: (e["time"], e["event"] != "receive"))
+
+
+class TrackingLogTest(DaemonTestCase):
+    def relay(self, port, *args):
+        self.log_dir = os.path.join(self.tmp, "tracking")
+        conf = write_connectors(os.path.join(self.tmp, "connectors.toml"), port)
+        return self.start_daemon("--config", conf, "--tracking-log-dir", self.log_dir, "--retry-min", "1",
+                                 "--retry-max", "2", "--workers", "2", *args)
+
+    def test_received_delivered_bounced_with_its_dsn(self):
+        sink = AiosmtpdSink(self.tmp, rcpt_replies={"refused": "550 5.1.1 <refused@example.com>: no such user"})
+        sink.start()
+        self.addCleanup(sink.stop)
+        d = self.relay(sink.port)
+        rc, out = swaks(d.port, "--from", "sender@example.org", "--to", "ok@example.com,refused@example.com",
+                        "--header", "Subject: tracking")
+        self.assertEqual(rc, 0, out)
+        qid = re.search(r"queued as ([0-9A-F]{16})", out).group(1)
+        wait_for(lambda: sink.count() >= 2, timeout=30, what="the message and the DSN at aiosmtpd")
+        self.assertEqual(d.stop(), 0)  # the logs are flushed at the latest when the workers stop
+
+        evs = events(self.log_dir)
+        mine = [e for e in evs if e["id"] == qid]
+        self.assertEqual([e["event"] for e in mine][:1], ["receive"], mine)
+        rx = mine[0]
+        self.assertEqual(rx["from"], "sender@example.org")
+        self.assertEqual(rx["to"], ["ok@example.com", "refused@example.com"])
+        self.assertGreater(rx["size"], 100)
+        self.assertRegex(rx["client"], r"^127\.0\.0\.1:\d+ \S+")
+        self.assertRegex(rx["time"], r"^20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        by_event = {e["event"]: e for e in mine}
+        self.assertEqual(set(by_event), {"receive", "deliver", "bounce", "dsn"}, mine)
+        self.assertEqual(by_event["deliver"]["to"], "ok@example.com")
+        self.assertEqual(by_event["deliver"]["connector"], "Sink")
+        self.assertEqual(by_event["deliver"]["remote"], f"127.0.0.1:{sink.port}")
+        self.assertIn("250", by_event["deliver"]["reply"])
+        self.assertEqual(by_event["deliver"]["attempt"], 1)
+        self.assertEqual(by_event["bounce"]["to"], "refused@example.com")
+        self.assertEqual(by_event["bounce"]["status"], "5.1.1")
+        self.assertIn("no such user", by_event["bounce"]["reply"])
+        self.assertEqual((by_event["dsn"]["kind"], by_event["dsn"]["to"], by_event["dsn"]["recipients"]),
+                         ("failure", "sender@example.org", 1))
+        # The DSN is a message of its own: received from the null sender, delivered to the sender.
+        dsn_rx = [e for e in evs if e["event"] == "receive" and e["client"] == f"DSN for {qid}"]
+        self.assertEqual(len(dsn_rx), 1, evs)
+        self.assertEqual((dsn_rx[0]["from"], dsn_rx[0]["to"]), ("", ["sender@example.org"]))
+        dsn_out = [e for e in evs if e["id"] == dsn_rx[0]["id"] and e["event"] == "deliver"]
+        self.assertEqual([e["to"] for e in dsn_out], ["sender@example.org"])
+
+    def test_deferral_then_expiry(self):
+        dead = free_port()  # nothing listens: connection refused
+        d = self.relay(dead, "--message-expiration", "3", "--glitch-retries", "0")
+        rc, out = swaks(d.port, "--from", "sender@example.org", "--to", "late@example.com")
+        self.assertEqual(rc, 0, out)
+        qid = re.search(r"queued as ([0-9A-F]{16})", out).group(1)
+        wait_for(lambda: "expired" in d.read_log(), timeout=30, what="expiry")
+        self.assertEqual(d.stop(), 0)
+        mine = [e for e in events(self.log_dir) if e["id"] == qid]
+        kinds = [e["event"] for e in mine]
+        self.assertEqual(kinds[0], "receive")
+        self.assertEqual(kinds[-2:], ["expire", "dsn"], kinds)
+        defers = [e for e in mine if e["event"] == "defer"]
+        self.assertGreaterEqual(len(defers), 1, kinds)
+        self.assertEqual(defers[0]["to"], ["late@example.com"])
+        self.assertEqual(defers[0]["attempt"], 1)
+        self.assertGreaterEqual(defers[0]["retry_in"], 1)
+        self.assertEqual(defers[0]["connector"], "Sink")
+        self.assertIn("refused", defers[0]["reason"].lower())
+        self.assertEqual(mine[-2]["to"], ["late@example.com"])
+        self.assertIn("refused", mine[-2]["reason"].lower())
+        self.assertEqual((mine[-1]["kind"], mine[-1]["to"]), ("failure", "sender@example.org"))
+
+    def test_nothing_without_the_flag(self):
+        d = self.start_daemon("--hold")
+        rc, out = swaks(d.port, "--from", "s@example.org", "--to", "a@example.com")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(d.stop(), 0)
+        self.assertEqual(glob.glob(os.path.join(self.tmp, "**", "tracking-*"), recursive=True), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
