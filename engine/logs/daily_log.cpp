@@ -18,7 +18,8 @@
 namespace ringmail::engine {
 namespace {
 
-constexpr size_t kFlushAt = 64 * 1024;  // buffered bytes that are written at once
+constexpr size_t kFlushAt = 64 * 1024;                    // buffered bytes that are written at once
+constexpr std::chrono::milliseconds kFlushAfter{100};       // the longest a line waits
 
 }  // namespace
 
@@ -75,13 +76,8 @@ void DailyLog::end_line() {
   buf_.push_back('\n');
   if (buf_.size() >= kFlushAt) {
     flush();
-  } else if (!flush_pending_ && loop_ != nullptr) {
-    flush_pending_ = true;
-    loop_->defer([this, alive = std::weak_ptr<int>(alive_)] {
-      if (alive.expired()) return;  // destroyed (and flushed) before the end of the iteration
-      flush_pending_ = false;
-      flush();
-    });
+  } else if (!flush_timer_.armed() && loop_ != nullptr) {
+    loop_->timers().arm(flush_timer_, loop_->now(), kFlushAfter);
   }
 }
 
@@ -103,6 +99,7 @@ bool DailyLog::open_for(int day) {
 }
 
 void DailyLog::flush() {
+  if (loop_ != nullptr && flush_timer_.armed()) loop_->timers().cancel(flush_timer_);
   if (buf_.empty()) return;
   if (!open_for(buf_day_)) {
     buf_.clear();

@@ -1,9 +1,10 @@
 // A log file per worker and UTC day, appended to by one loop thread: DIR/<prefix>-YYYYMMDD-w<worker>.log.
 // The machinery under the protocol log and the message-tracking log (each formats its own lines).
 //
-// Lines are buffered and written with one write(2) at the end of the loop iteration that made them
-// (or once 64 KiB are waiting), so a crash loses at most that iteration's lines. A line goes to the
-// file of the UTC day it was made in. A failed open or write is reported once in the daemon log
+// Lines are buffered and written with one write(2) once 64 KiB are waiting or 100 ms after the first
+// unwritten line (a timer on the loop), so a crash loses at most the last 100 ms of lines and a
+// busy relay makes a few dozen writes a second, not one per event. A line goes to the file of the
+// UTC day it was made in. A failed open or write is reported once in the daemon log
 // and those lines are dropped — a log never holds up mail — and writing resumes when it can.
 // Files are never deleted by ringmail (cron: `find DIR -name '<prefix>-*' -mtime +30 -delete`).
 #pragma once
@@ -14,6 +15,7 @@
 #include <string_view>
 
 #include "common/clock.h"
+#include "engine/loop/timer_wheel.h"
 
 namespace ringmail::engine {
 
@@ -21,7 +23,7 @@ class Loop;
 
 class DailyLog {
  public:
-  // loop: where the end-of-iteration flush runs (null: the owner calls flush()). `header`, if not
+  // loop: whose timer flushes (null: the owner calls flush()). `header`, if not
   // empty, is written as the first line of every new file. Nothing is opened before the first line.
   DailyLog(Loop* loop, std::string dir, std::string prefix, unsigned worker, std::string header = {},
            const Clock& clock = SystemClock::instance());
@@ -39,6 +41,7 @@ class DailyLog {
  private:
   std::string path_for_day(int day) const;  // day = YYYYMMDD (UTC)
   bool open_for(int day);
+  void on_flush_timer() { flush(); }
 
   Loop* loop_;
   std::string dir_;
@@ -53,9 +56,8 @@ class DailyLog {
   std::string stamp_;           // "2026-11-28T15:40:01.123Z" (milliseconds rewritten per line)
   std::string buf_;             // lines not yet written
   int buf_day_ = 0;             // the day the buffered lines belong to
-  bool flush_pending_ = false;  // a flush is deferred to the end of this iteration
   bool failing_ = false;        // the last open or write failed (reported once)
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // the deferred flush checks this still exists
+  MemberTimer<DailyLog, &DailyLog::on_flush_timer> flush_timer_{this};  // armed while lines wait
 };
 
 }  // namespace ringmail::engine

@@ -18,7 +18,7 @@ namespace ringmail::engine {
 
 class ProtocolLog {
  public:
-  // loop: where the flush after each iteration runs (null: flush() or the destructor writes).
+  // loop: whose timer writes buffered lines within 100 ms (null: flush(), 64 KiB or the destructor).
   ProtocolLog(Loop* loop, std::string dir, unsigned worker, const Clock& clock = SystemClock::instance());
 
   void write(std::string_view session, std::string_view connector, std::string_view remote, char event,

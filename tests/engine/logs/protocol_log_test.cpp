@@ -1,6 +1,6 @@
 // Unit tests of the outbound protocol log writer: line format and escaping, one file per UTC day
 // (lines go to the day they were written in, even when flushed after midnight), the header once per
-// file, appending across restarts, the flush at the end of the loop iteration, and a directory that
+// file, appending across restarts, the flush by the loop's timer or when 64 KiB wait, and a directory that
 // cannot be written (lines dropped, nothing thrown, writing again once it can).
 #include "engine/logs/protocol_log.h"
 
@@ -87,22 +87,41 @@ TEST(ProtocolLog, LineFormatHeaderAndDays) {
   EXPECT_EQ(day2[2], "2026-11-29T00:00:00.050Z\t3.1\tSmart Host\t[192.0.2.1]:25\t-\tclosed");
 }
 
-TEST(ProtocolLog, FlushedAtTheEndOfTheLoopIteration) {
+// Written by the loop's timer within 100 ms of the first unwritten line, not at once; and at once
+// when 64 KiB are waiting.
+TEST(ProtocolLog, FlushedByTheLoopTimerOrWhenFull) {
   TempDir dir;
   auto made = Loop::create(LoopOptions{});
   ASSERT_TRUE(made.ok()) << made.error().message();
   Loop& loop = **made;
+  struct Stop final : Timer {
+    Loop* loop = nullptr;
+    void fire() override { loop->stop(); }
+  } stop;
+  stop.loop = &loop;
   ProtocolLog log(&loop, dir.path.string(), 0);
+  const std::string path = log.path_for(SystemClock::instance().wall());
   loop.post([&] {
     log.write("0.1", "c", "h", '>', "EHLO x");
     log.write("0.1", "c", "h", '<', "250 ok");
-    EXPECT_FALSE(fs::exists(log.path_for(SystemClock::instance().wall())));  // not yet: buffered
-    loop.post([&] { loop.stop(); });
+    EXPECT_FALSE(fs::exists(path));  // buffered
+    loop.timers().arm(stop, loop.now(), milliseconds(400));
   });
   loop.run();
-  auto lines = lines_of(log.path_for(SystemClock::instance().wall()));
+  auto lines = lines_of(path);  // `log` still exists: only its timer can have written these
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_NE(lines[2].find("\t<\t250 ok"), std::string::npos);
+
+  TempDir dir2;
+  ProtocolLog full(nullptr, dir2.path.string(), 0);  // no loop: only the 64 KiB rule writes
+  const std::string text(200, 'x');
+  size_t n = 0;
+  while (!fs::exists(full.path_for(SystemClock::instance().wall())) && n < 1000) {
+    full.write("0.1", "c", "h", '>', text);
+    ++n;
+  }
+  EXPECT_GT(n, 250u);  // ~240 octets a line: about 270 lines make 64 KiB
+  EXPECT_LT(n, 300u);
 }
 
 TEST(ProtocolLog, MissingDirectoryDropsLinesAndWritesOnceItExists) {
