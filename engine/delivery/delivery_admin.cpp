@@ -218,6 +218,11 @@ void Delivery::fail_recipients(const queue::MessageRef& msg, const std::vector<u
   }
   log::info("{}: {} recipient(s) removed from the Unreachable queue by the administrator{}",
             queue::format_queue_id(msg->env.id), rcpts.size(), with_dsn ? " (with DSN)" : "");
+  if (tracking_) {
+    std::vector<std::string_view> to;
+    for (uint32_t r : rcpts) to.push_back(msg->env.rcpts[r]);
+    tracking_->remove(msg->env.id, to, "unreachable", with_dsn);
+  }
   if (with_dsn) send_dsn(*msg, queue::dsn::ReportKind::kFailure, bounced, {}, {});
 }
 
@@ -267,6 +272,11 @@ size_t Delivery::remove_message(queue::QueueId id, bool with_dsn) {
     }
     log::info("{}: {} recipient(s) removed from queue {} by the administrator{}", queue::format_queue_id(id),
               f.work.rcpts.size(), f.hop->id(), with_dsn ? " (with DSN)" : "");
+    if (tracking_) {
+      std::vector<std::string_view> to;
+      for (uint32_t r : f.work.rcpts) to.push_back(f.work.msg->env.rcpts[r]);
+      tracking_->remove(id, to, f.hop->id(), with_dsn);
+    }
     if (with_dsn) send_dsn(*f.work.msg, queue::dsn::ReportKind::kFailure, bounced, {}, f.body);
   }
   return n;

@@ -95,6 +95,15 @@ void TrackingLog::expire(queue::QueueId id, const std::vector<std::string_view>&
   end(line);
 }
 
+void TrackingLog::remove(queue::QueueId id, const std::vector<std::string_view>& rcpts, std::string_view queue,
+                         bool with_dsn) {
+  std::string& line = begin("remove", id);
+  list(line, "to", rcpts);
+  field(line, "queue", queue);
+  line += with_dsn ? R"(,"dsn":true)" : R"(,"dsn":false)";
+  end(line);
+}
+
 void TrackingLog::dsn(queue::QueueId id, std::string_view kind, std::string_view to, size_t recipients) {
   std::string& line = begin("dsn", id);
   field(line, "kind", kind);

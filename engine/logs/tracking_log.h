@@ -11,6 +11,7 @@
 //   bounce   to, connector, remote, status (x.y.z), reply — a permanent failure; a DSN follows
 //   defer    to [recipients], connector, remote, attempt, retry_in (seconds), reason
 //   expire   to [recipients], reason — failed after --message-expiration; a DSN follows
+//   remove   to [recipients], queue, dsn (true/false) — failed by the administrator
 //   dsn      kind (failure, delay, relayed), to (the original sender), recipients (count)
 // Strings are JSON-escaped and always valid UTF-8 (json_quote). A DSN is itself a message: its
 // receive event has from "" and client "DSN for <id>".
@@ -38,6 +39,7 @@ class TrackingLog {
   void defer(queue::QueueId id, const std::vector<std::string_view>& rcpts, std::string_view connector,
              std::string_view remote, uint32_t attempt, int64_t retry_in_seconds, std::string_view reason);
   void expire(queue::QueueId id, const std::vector<std::string_view>& rcpts, std::string_view reason);
+  void remove(queue::QueueId id, const std::vector<std::string_view>& rcpts, std::string_view queue, bool with_dsn);
   void dsn(queue::QueueId id, std::string_view kind, std::string_view to, size_t recipients);
 
   void flush() { file_.flush(); }

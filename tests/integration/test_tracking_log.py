@@ -1,14 +1,15 @@
 """The message-tracking log (--tracking-log-dir): every line is a JSON object, and a message's life
 can be followed by its queue id — received from swaks, delivered to aiosmtpd, a refused recipient
 bounced with its DSN (itself a message, received and delivered), deferrals with their retry
-time, expiry and its DSN. Without the flag nothing is written."""
+time, expiry and its DSN, removal by the administrator. Without the flag nothing is written."""
 import glob
 import json
 import os
 import re
+import subprocess
 import unittest
 
-from harness import DaemonTestCase, free_port, swaks, wait_for
+from harness import DaemonTestCase, binary, free_port, swaks, wait_for
 from sinks import AiosmtpdSink, write_connectors
 
 
@@ -24,11 +25,10 @@ def events(directory):
 
 
 class TrackingLogTest(DaemonTestCase):
-    def relay(self, port, *args):
+    def relay(self, port, *args, retry=("--retry-min", "1", "--retry-max", "2")):
         self.log_dir = os.path.join(self.tmp, "tracking")
         conf = write_connectors(os.path.join(self.tmp, "connectors.toml"), port)
-        return self.start_daemon("--config", conf, "--tracking-log-dir", self.log_dir, "--retry-min", "1",
-                                 "--retry-max", "2", "--workers", "2", *args)
+        return self.start_daemon("--config", conf, "--tracking-log-dir", self.log_dir, *retry, "--workers", "2", *args)
 
     def test_received_delivered_bounced_with_its_dsn(self):
         sink = AiosmtpdSink(self.tmp, rcpt_replies={"refused": "550 5.1.1 <refused@example.com>: no such user"})
@@ -92,6 +92,25 @@ class TrackingLogTest(DaemonTestCase):
         self.assertEqual(mine[-2]["to"], ["late@example.com"])
         self.assertIn("refused", mine[-2]["reason"].lower())
         self.assertEqual((mine[-1]["kind"], mine[-1]["to"]), ("failure", "sender@example.org"))
+
+    def test_removal_by_the_administrator(self):
+        d = self.relay(free_port(), "--glitch-retries", "0", "--admin", "127.0.0.1:0",
+                       retry=("--retry-min", "300", "--retry-max", "600"))
+        with open(os.path.join(self.tmp, "ready")) as f:
+            (admin,) = [l.split()[1] for l in f.read().splitlines() if l.startswith("admin ")]
+        rc, out = swaks(d.port, "--from", "sender@example.org", "--to", "gone@example.com")
+        self.assertEqual(rc, 0, out)
+        qid = re.search(r"queued as ([0-9A-F]{16})", out).group(1)
+        wait_for(lambda: "deferred via" in d.read_log(), timeout=30, what="the deferral")
+        p = subprocess.run([binary("ringmail-queue"), "--admin", admin, "remove", qid], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertEqual(d.stop(), 0)
+        mine = [e for e in events(self.log_dir) if e["id"] == qid]
+        self.assertEqual([e["event"] for e in mine], ["receive", "defer", "remove", "dsn"], mine)
+        self.assertEqual(mine[2]["to"], ["gone@example.com"])
+        self.assertTrue(mine[2]["queue"])
+        self.assertIs(mine[2]["dsn"], True)
 
     def test_nothing_without_the_flag(self):
         d = self.start_daemon("--hold")

@@ -41,6 +41,7 @@ TEST(TrackingLog, OneJsonLinePerEvent) {
     log.bounce(env.id, "b@example.com", "Smart", "127.0.0.1:25", "5.1.1", "host said: 550 5.1.1 unknown");
     log.defer(env.id, {"c@example.com", "d@example.com"}, "Internet", "", 3, 1200, "all 2 hosts failed");
     log.expire(env.id, {"e@example.com"}, "timeout");
+    log.remove(env.id, {"f@example.com"}, "smtp:example.com", true);
     log.dsn(env.id, "failure", "s@example.org", 2);
   }
   const auto lines = lines_of(dir / "tracking-20261128-w1.log");
@@ -51,6 +52,7 @@ TEST(TrackingLog, OneJsonLinePerEvent) {
       t + R"("event":"bounce","id":"0123456789ABCDEF","to":"b@example.com","connector":"Smart","remote":"127.0.0.1:25","status":"5.1.1","reply":"host said: 550 5.1.1 unknown"})",
       t + R"("event":"defer","id":"0123456789ABCDEF","to":["c@example.com","d@example.com"],"connector":"Internet","remote":"","attempt":3,"retry_in":1200,"reason":"all 2 hosts failed"})",
       t + R"("event":"expire","id":"0123456789ABCDEF","to":["e@example.com"],"reason":"timeout"})",
+      t + R"("event":"remove","id":"0123456789ABCDEF","to":["f@example.com"],"queue":"smtp:example.com","dsn":true})",
       t + R"("event":"dsn","id":"0123456789ABCDEF","kind":"failure","to":"s@example.org","recipients":2})",
   };
   EXPECT_EQ(lines, want);
