@@ -91,10 +91,7 @@ class ProtocolLogTest(TlsOutTestCase):
 
     def test_auth_login_answers_are_masked(self):
         rx = self.receiver(cert=self.certs["cert"], key=self.certs["key"], user=USER, password=PASSWORD)
-        pw = os.path.join(self.tmp, "relay.pw")
-        with open(pw, "w") as f:
-            f.write(PASSWORD + "\n")
-        os.chmod(pw, 0o600)
+        pw = self.password_file()
         d = self.relay_logged(rx, f'auth = {{ mechanism = "LOGIN", username = "{USER}", password_file = "{pw}" }}')
         self.assertTrue(self.deliver(d, rx)["authenticated"])
         self.assertEqual(d.stop(), 0)

@@ -278,6 +278,13 @@ class TlsOutTestCase(DaemonTestCase):
         os.chmod(path, mode)
         return path
 
+    def password_file(self, password=PASSWORD):
+        path = os.path.join(self.tmp, "relay.pw")
+        with open(path, "w") as f:
+            f.write(password + "\n")
+        os.chmod(path, 0o600)
+        return path
+
     def assert_no_secret(self, d):
         log = d.read_log()
         self.assertNotIn(PASSWORD, log)
@@ -402,10 +409,7 @@ class AuthTest(TlsOutTestCase):
 
     def test_auth_login_mechanism(self):
         rx = self.receiver(cert=self.certs["cert"], key=self.certs["key"], user=USER, password=PASSWORD)
-        pw = os.path.join(self.tmp, "relay.pw")
-        with open(pw, "w") as f:
-            f.write(PASSWORD + "\n")
-        os.chmod(pw, 0o600)
+        pw = self.password_file()
         d = self.relay(rx.port, "required",
                        f'auth = {{ mechanism = "LOGIN", username = "{USER}", password_file = "{pw}" }}')
         self.assertTrue(self.deliver(d, rx)["authenticated"])
