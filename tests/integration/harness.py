@@ -159,6 +159,16 @@ class DaemonTestCase(unittest.TestCase):
         self.daemons.append(d)
         return d.start()
 
+    def refused_start(self, *args, code=2):
+        """Starts the daemon expecting it to refuse (exit `code` before it is ready); returns its log."""
+        d = Daemon(self.tmp, args=args)
+        with self.assertRaises(RuntimeError):
+            d.start()
+        self.assertEqual(d.proc.returncode, code)
+        log = d.read_log()
+        d.log.close()
+        return log
+
 
 def inject_then_kill9(daemon, log, count, kill_after, size=5000, connections=20):
     """Runs ringmail-inject against `daemon` (logging every reply to `log`), kills the daemon with

@@ -10,7 +10,7 @@ import re
 import signal
 import unittest
 
-from harness import Daemon, wait_for
+from harness import wait_for
 from test_delivery import MESSAGE, submit_raw
 from test_tls_out import PASSWORD, TLS_NAME, USER, TlsOutTestCase
 
@@ -127,12 +127,7 @@ class ProtocolLogTest(TlsOutTestCase):
         with open(path, "w") as f:
             f.write('[[connector]]\nname = "Smart"\naddress_spaces = ["*"]\nsmart_hosts = ["[127.0.0.1]:2525"]\n'
                     'protocol_log = true\n')
-        d = Daemon(self.tmp, args=["--config", path])
-        with self.assertRaises(RuntimeError):
-            d.start()
-        self.assertEqual(d.proc.returncode, 2)
-        log = d.read_log()
-        d.log.close()
+        log = self.refused_start("--config", path)
         self.assertIn("connector 'Smart' sets protocol_log = true but no --protocol-log-dir is given", log)
 
     def test_setting_without_a_directory_is_refused_on_reload(self):

@@ -434,13 +434,7 @@ class AuthTest(TlsOutTestCase):
         with open(path, "w") as f:
             f.write(f'[[connector]]\nname = "Smart"\naddress_spaces = ["*"]\nsmart_hosts = ["[127.0.0.1]:2525"]\n'
                     f'tls = "required"\nauth_file = "{auth}"\n')
-        from harness import Daemon
-        d = Daemon(self.tmp, args=["--config", path])
-        with self.assertRaises(RuntimeError):
-            d.start()
-        self.assertEqual(d.proc.returncode, 2)
-        log = d.read_log()
-        d.log.close()
+        log = self.refused_start("--config", path)
         self.assertIn(f"{path}:6: connector 'Smart': auth_file {auth} is accessible by group or others", log)
         self.assertNotIn(PASSWORD, log)
 

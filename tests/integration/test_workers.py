@@ -4,7 +4,7 @@ import os
 import subprocess
 import unittest
 
-from harness import Daemon, DaemonTestCase, binary
+from harness import DaemonTestCase, binary
 
 
 def allowed_cpus_by_thread(pid):
@@ -44,13 +44,7 @@ class WorkerCpusTest(DaemonTestCase):
         self.assertEqual(d.stop(), 0)
 
     def refused(self, cpu_list):
-        d = Daemon(self.tmp, args=["--worker-cpus", cpu_list])
-        with self.assertRaises(RuntimeError):
-            d.start()
-        self.assertEqual(d.proc.returncode, 2)
-        log = d.read_log()
-        d.log.close()
-        return log
+        return self.refused_start("--worker-cpus", cpu_list)
 
     def test_bad_lists_stop_the_daemon_with_the_reason(self):
         self.assertIn("--worker-cpus: bad CPU range '3-1'", self.refused("3-1"))
