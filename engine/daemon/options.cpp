@@ -80,7 +80,7 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
                  "directory (created if missing) for the SMTP protocol log of connectors with protocol_log = true");
   app.add_option("--tracking-log-dir", o.tracking_log_dir,
                  "directory (created if missing) for the message-tracking log: a JSON line per receive, deliver, "
-                 "defer, bounce, expire and DSN (default: none)");
+                 "defer, bounce, expiry, removal and DSN (default: none)");
   app.add_option("--node", o.node_name, "this node's name, matched against connectors' `nodes` (default: --hostname)");
   app.add_option("--node-address", o.node_addresses,
                  "an egress IP of this node, repeatable; connectors whose source_addresses include it win cost ties");
