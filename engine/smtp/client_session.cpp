@@ -66,6 +66,9 @@ ClientSession::ClientSession(const ClientConfig& config, ClientHooks& hooks) : c
   append_auth_plain(config_.auth, plain);  // "AUTH PLAIN <blob>\r\n"
   secrets_.push_back(plain.substr(11, plain.size() - 13));
   wipe(plain);
+  // Longest first: masking a shorter form inside a longer one first would leave the rest of the
+  // longer one in the text.
+  std::sort(secrets_.begin(), secrets_.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
 }
 
 ClientSession::~ClientSession() {

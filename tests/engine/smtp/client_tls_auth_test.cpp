@@ -286,6 +286,21 @@ TEST(ClientAuth, CredentialsEchoedInTheirBase64FormAreMasked) {
   EXPECT_EQ(e.hooks.transcript.back(), "> QUIT");
 }
 
+// A password that is itself a piece of the PLAIN blob ("AHJl" is base64 of "\0re", the blob's first
+// three octets): the blob is masked whole, not cut around the password with the rest left readable.
+TEST(ClientAuth, LongerSecretFormsAreMaskedFirst) {
+  ClientConfig c = auth_config();
+  c.auth.password = "AHJl";
+  const std::string blob = b64(std::string("\0relayuser\0AHJl", 15));
+  ASSERT_EQ(blob.rfind("AHJl", 0), 0u);
+  Drive d(c);
+  start_tls(d);
+  d.feed(kEhloAfterTls);
+  d.feed("500 5.5.2 unrecognized command: AUTH PLAIN " + blob + "\r\n");
+  EXPECT_NE(d.hooks.session.find("unrecognized command: AUTH PLAIN ********"), std::string::npos) << d.hooks.session;
+  EXPECT_EQ(d.hooks.session.find(blob.substr(4)), std::string::npos) << d.hooks.session;
+}
+
 TEST(ClientAuth, UnexpectedThirdChallengeIsCancelled) {
   Drive d(auth_config("LOGIN"));
   start_tls(d);
