@@ -1,6 +1,8 @@
 // JSON quoting and atomic file replacement (see text_io.h).
 #include "common/text_io.h"
 
+#include "common/strings.h"
+
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -70,6 +72,33 @@ std::string json_quote(std::string_view s) {
   out.reserve(s.size() + 2);
   append_json_quoted(out, s);
   return out;
+}
+
+std::string message_id_of(std::string_view message) {
+  size_t pos = 0;
+  while (pos < message.size()) {
+    size_t eol = message.find('\n', pos);
+    if (eol == std::string_view::npos) eol = message.size();
+    std::string_view line = message.substr(pos, eol - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) return {};  // end of the header section
+    if (istarts_with(line, "Message-ID:")) {
+      std::string value(trim(line.substr(11)));
+      // Folded continuation lines start with white space (RFC 5322 §2.2.3).
+      size_t next = eol + 1;
+      while (next < message.size() && (message[next] == ' ' || message[next] == '\t')) {
+        size_t e = message.find('\n', next);
+        if (e == std::string_view::npos) e = message.size();
+        std::string_view more = trim(message.substr(next, e - next));
+        if (!value.empty() && !more.empty()) value += ' ';
+        value += more;
+        next = e + 1;
+      }
+      return value;
+    }
+    pos = eol + 1;
+  }
+  return {};
 }
 
 bool write_file_atomically(const std::string& path, std::string_view content) {

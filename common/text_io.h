@@ -15,6 +15,10 @@ std::string json_quote(std::string_view s);
 // The same, appended to `out`.
 void append_json_quoted(std::string& out, std::string_view s);
 
+// The Message-ID header field's value of an RFC 5322 message ("" if there is none in its header
+// section), unfolded, without the field name and surrounding white space; matched case-insensitively.
+std::string message_id_of(std::string_view message);
+
 // Writes `content` to `path` through `path`.tmp and rename(2). Returns false (errno set) on failure.
 bool write_file_atomically(const std::string& path, std::string_view content);
 

@@ -1,5 +1,6 @@
 // JSON quoting: escapes, UTF-8 kept, and anything that is not valid UTF-8 (stray, truncated,
 // overlong, surrogate, beyond U+10FFFF) replaced, so the output parses whatever bytes came in.
+// Message-ID extraction from a header section.
 #include "common/text_io.h"
 
 #include <gtest/gtest.h>
@@ -24,6 +25,14 @@ TEST(JsonQuote, ReplacesInvalidUtf8) {
   EXPECT_EQ(json_quote("\xe0\x80\xaf"), "\"\\ufffd\\ufffd\\ufffd\"");  // overlong, three octets
   EXPECT_EQ(json_quote("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate
   EXPECT_EQ(json_quote("\xf4\x90\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");  // above U+10FFFF
+}
+
+TEST(MessageIdOf, HeaderSectionOnlyUnfoldedAnyCase) {
+  EXPECT_EQ(message_id_of("Subject: x\r\nmessage-id:  <a@b>\r\n\r\nbody"), "<a@b>");
+  EXPECT_EQ(message_id_of("Message-ID:\r\n <folded@b>\r\nX: y\r\n\r\n"), "<folded@b>");
+  EXPECT_EQ(message_id_of("Subject: x\r\n\r\nMessage-ID: <in-body@b>\r\n"), "");
+  EXPECT_EQ(message_id_of("Received: from a\r\n\tby b\r\nMessage-Id: <c@d>\r\n\r\n"), "<c@d>");
+  EXPECT_EQ(message_id_of(""), "");
 }
 
 }  // namespace

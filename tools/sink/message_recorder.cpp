@@ -13,34 +13,6 @@
 
 namespace ringmail::sink {
 
-std::string extract_message_id(std::string_view message) {
-  size_t pos = 0;
-  while (pos < message.size()) {
-    size_t eol = message.find('\n', pos);
-    if (eol == std::string_view::npos) eol = message.size();
-    std::string_view line = message.substr(pos, eol - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) return {};  // end of the header section
-    if (istarts_with(line, "Message-ID:")) {
-      std::string value(trim(line.substr(11)));
-      // Folded continuation lines start with white space (RFC 5322 §2.2.3).
-      size_t next = eol + 1;
-      while (next < message.size() && (message[next] == ' ' || message[next] == '\t')) {
-        size_t e = message.find('\n', next);
-        if (e == std::string_view::npos) e = message.size();
-        std::string_view more = trim(message.substr(next, e - next));
-        if (!value.empty() && !more.empty()) value += ' ';
-        value += more;
-        next = e + 1;
-      }
-      return value;
-    }
-    pos = eol + 1;
-  }
-  return {};
-}
-
-
 std::string sha256_hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -79,7 +51,7 @@ std::string MessageRecorder::format_line(const RecordedMessage& m, std::string_v
     line += json_quote(t.rcpts[i]);
   }
   fmt::format_to(std::back_inserter(line), R"(],"message_id":{},"size":{},"sha256":"{}")",
-                 json_quote(extract_message_id(t.body)), t.size, sha256_hex(t.body));
+                 json_quote(message_id_of(t.body)), t.size, sha256_hex(t.body));
   if (!body_file.empty()) fmt::format_to(std::back_inserter(line), R"(,"body_file":{})", json_quote(body_file));
   line += '}';
   return line;

@@ -18,7 +18,7 @@
 namespace ringmail::sink {
 
 // The Message-ID header's value (trimmed, unfolded), or "" when the header section has none.
-std::string extract_message_id(std::string_view message);
+using ringmail::message_id_of;  // common/text_io.h
 // `s` as a JSON string literal, quotes included.
 using ringmail::json_quote;  // common/text_io.h
 // Lower-case hex SHA-256 of `data`.

@@ -34,20 +34,6 @@ std::string iso_time(WallTime t) {
 
 std::string sender(const StoredEnvelope& env) { return env.mail_from.empty() ? "<>" : env.mail_from; }
 
-// The Message-ID header of a stored message ("" if none): for matching what a client was told
-// against what the spool holds (crash tests, operators chasing one message).
-std::string message_id_of(std::string_view body) {
-  while (!body.empty()) {
-    size_t nl = body.find('\n');
-    std::string_view line = body.substr(0, nl == std::string_view::npos ? body.size() : nl);
-    if (line.empty() || line == "\r") break;  // end of the header section
-    if (istarts_with(line, "Message-ID:")) return std::string(trim(line.substr(11)));
-    if (nl == std::string_view::npos) break;
-    body.remove_prefix(nl + 1);
-  }
-  return "";
-}
-
 int list(const std::string& dir, const SpoolSnapshot& snap, bool json, bool with_message_ids) {
   auto message_id = [&](const RecoveredMessage& m) -> std::string {
     if (!with_message_ids) return "";
