@@ -44,13 +44,14 @@ void TrackingLog::end(std::string& line) {
   file_.end_line();
 }
 
-void TrackingLog::receive(const queue::StoredEnvelope& env, uint64_t size) {
+void TrackingLog::receive(const queue::StoredEnvelope& env, uint64_t size, std::string_view message_id) {
   std::string& line = begin("receive", env.id);
   field(line, "from", env.mail_from);
   std::vector<std::string_view> to(env.rcpts.begin(), env.rcpts.end());
   list(line, "to", to);
   field(line, "size", static_cast<int64_t>(size));
   field(line, "client", env.client);
+  field(line, "message_id", message_id);
   end(line);
 }
 

@@ -6,7 +6,8 @@
 // 'sort_by(.time)[] | select(.id == "...")'`; lines of the same millisecond from different workers
 // may tie). Events and their fields (all have "time", "event",
 // "id", the 16-hex-digit queue id):
-//   receive  from, to [all recipients], size (octets as stored), client ("ip:port helo")
+//   receive  from, to [all recipients], size (octets as stored), client ("ip:port helo"),
+//            message_id (the Message-ID header, "" if none or for a DSN)
 //   deliver  to, connector, remote, reply (the next hop's final reply), attempt (1 = first)
 //   bounce   to, connector, remote, status (x.y.z), reply — a permanent failure; a DSN follows
 //   defer    to [recipients], connector, remote, attempt, retry_in (seconds), reason
@@ -31,7 +32,7 @@ class TrackingLog {
  public:
   TrackingLog(Loop* loop, std::string dir, unsigned worker, const Clock& clock = SystemClock::instance());
 
-  void receive(const queue::StoredEnvelope& env, uint64_t size);
+  void receive(const queue::StoredEnvelope& env, uint64_t size, std::string_view message_id = {});
   void deliver(queue::QueueId id, std::string_view rcpt, std::string_view connector, std::string_view remote,
                std::string_view reply, uint32_t attempt);
   void bounce(queue::QueueId id, std::string_view rcpt, std::string_view connector, std::string_view remote,

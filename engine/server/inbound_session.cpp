@@ -3,6 +3,7 @@
 #include "engine/server/inbound_session.h"
 
 #include "common/log.h"
+#include "common/text_io.h"
 #include "engine/server/worker.h"
 
 namespace ringmail::engine {
@@ -59,6 +60,7 @@ void InboundSession::act(smtp::Action action) {
       env.rcpt_dsn.clear();
       for (const auto& d : e.rcpt_dsn) env.rcpt_dsn.push_back({d.notify, d.orcpt.type, d.orcpt.address});
       committing_at_ = worker_.writer().append(env, session_.message(), this);
+      if (worker_.tracking()) committing_message_id_ = message_id_of(session_.message());
       break;
     }
     case smtp::Action::kClose:
@@ -133,7 +135,7 @@ void InboundSession::committed(queue::QueueId id, Status status) {
     msg->location = committing_at_;
     msg->rcpts.resize(msg->env.rcpts.size());
     msg->pending.store(static_cast<uint32_t>(msg->env.rcpts.size()), std::memory_order_relaxed);
-    worker_.message_committed(std::move(msg));
+    worker_.message_committed(std::move(msg), committing_message_id_);
   } else {
     worker_.counters().commit_failures.fetch_add(1, std::memory_order_relaxed);
     log::error("{} from {}: spool commit failed: {}", queue::format_queue_id(id), peer_.remote.to_string(),

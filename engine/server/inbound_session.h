@@ -69,6 +69,7 @@ class InboundSession final : public TcpConnection::Handler,
   queue::QueueId current_id_ = 0;   // queue id handed out for the current transaction
   queue::StoredEnvelope committing_;  // the envelope being committed (handed to delivery after)
   queue::MessageLocation committing_at_;  // where the spool writes it
+  std::string committing_message_id_;     // its Message-ID, when the worker keeps a tracking log
 };
 
 }  // namespace ringmail::engine

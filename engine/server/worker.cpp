@@ -119,8 +119,8 @@ void Worker::open_listeners() {
   });
 }
 
-void Worker::message_committed(queue::MessageRef msg) {
-  if (tracking_) tracking_->receive(msg->env, msg->location.body_len);
+void Worker::message_committed(queue::MessageRef msg, std::string_view message_id) {
+  if (tracking_) tracking_->receive(msg->env, msg->location.body_len, message_id);
   if (!delivery_ || !routes_) return;  // holding: the message stays in the spool
   dispatch_message(*config_.delivery, routes_->snapshot(), msg);
 }

@@ -71,7 +71,9 @@ class Worker final : private Acceptor::Handler {
   // Null when the daemon runs without a connector file.
   const routing::Table* routes() const { return routes_ ? &routes_->table() : nullptr; }
   // Hands a freshly committed message to delivery (routes it with this worker's snapshot).
-  void message_committed(queue::MessageRef msg);
+  // message_id: the message's Message-ID header, for the tracking log (empty when not known).
+  void message_committed(queue::MessageRef msg, std::string_view message_id = {});
+  bool tracking() const { return tracking_ != nullptr; }  // a tracking log is written
   void session_finished(InboundSession* s);
 
   struct Counters {

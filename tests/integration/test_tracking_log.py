@@ -50,6 +50,10 @@ class TrackingLogTest(DaemonTestCase):
         self.assertEqual(rx["to"], ["ok@example.com", "refused@example.com"])
         self.assertGreater(rx["size"], 100)
         self.assertRegex(rx["client"], r"^127\.0\.0\.1:\d+ \S+")
+        # The Message-ID swaks wrote, as the receiver got it.
+        (_, delivered), = [m for m in sink.messages() if m[0]["mail_from"] == "sender@example.org"]
+        header = re.search(rb"^Message-Id:\s*(<[^>]+>)", delivered, re.M | re.I).group(1).decode()
+        self.assertEqual(rx["message_id"], header)
         self.assertRegex(rx["time"], r"^20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         by_event = {e["event"]: e for e in mine}
         self.assertEqual(set(by_event), {"receive", "deliver", "bounce", "dsn"}, mine)
@@ -67,6 +71,7 @@ class TrackingLogTest(DaemonTestCase):
         dsn_rx = [e for e in evs if e["event"] == "receive" and e["client"] == f"DSN for {qid}"]
         self.assertEqual(len(dsn_rx), 1, evs)
         self.assertEqual((dsn_rx[0]["from"], dsn_rx[0]["to"]), ("", ["sender@example.org"]))
+        self.assertEqual(dsn_rx[0]["message_id"], "")  # not taken from DSNs
         dsn_out = [e for e in evs if e["id"] == dsn_rx[0]["id"] and e["event"] == "deliver"]
         self.assertEqual([e["to"] for e in dsn_out], ["sender@example.org"])
 

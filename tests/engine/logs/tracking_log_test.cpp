@@ -36,7 +36,7 @@ TEST(TrackingLog, OneJsonLinePerEvent) {
     env.mail_from = "s@example.org";
     env.rcpts = {"a@example.com", "q\"uote@example.com"};
     env.client = "[127.0.0.1]:4000 client.test";
-    log.receive(env, 1234);
+    log.receive(env, 1234, "<m.1@example.org>");
     log.deliver(env.id, "a@example.com", "Smart", "127.0.0.1:25", "host said: 250 2.0.0 ok\x01\xff", 1);
     log.bounce(env.id, "b@example.com", "Smart", "127.0.0.1:25", "5.1.1", "host said: 550 5.1.1 unknown");
     log.defer(env.id, {"c@example.com", "d@example.com"}, "Internet", "", 3, 1200, "all 2 hosts failed");
@@ -47,7 +47,7 @@ TEST(TrackingLog, OneJsonLinePerEvent) {
   const auto lines = lines_of(dir / "tracking-20261128-w1.log");
   const std::string t = R"({"time":"2026-11-28T23:59:59.250Z",)";
   const std::vector<std::string> want{
-      t + R"("event":"receive","id":"0123456789ABCDEF","from":"s@example.org","to":["a@example.com","q\"uote@example.com"],"size":1234,"client":"[127.0.0.1]:4000 client.test"})",
+      t + R"("event":"receive","id":"0123456789ABCDEF","from":"s@example.org","to":["a@example.com","q\"uote@example.com"],"size":1234,"client":"[127.0.0.1]:4000 client.test","message_id":"<m.1@example.org>"})",
       t + R"("event":"deliver","id":"0123456789ABCDEF","to":"a@example.com","connector":"Smart","remote":"127.0.0.1:25","reply":"host said: 250 2.0.0 ok\u0001\ufffd","attempt":1})",
       t + R"("event":"bounce","id":"0123456789ABCDEF","to":"b@example.com","connector":"Smart","remote":"127.0.0.1:25","status":"5.1.1","reply":"host said: 550 5.1.1 unknown"})",
       t + R"("event":"defer","id":"0123456789ABCDEF","to":["c@example.com","d@example.com"],"connector":"Internet","remote":"","attempt":3,"retry_in":1200,"reason":"all 2 hosts failed"})",
