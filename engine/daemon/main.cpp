@@ -146,6 +146,7 @@ int run(int argc, char** argv) {
   delivery.retry.max_backoff = std::chrono::seconds(opts->retry_max);
   delivery.dns = opts->dns;
   delivery.protocol_log_dir = opts->protocol_log_dir;
+  delivery.log_max_age_days = opts->log_max_age;
   // The MX loop guard (RFC 5321 §5.1) needs to know who we are: our name, the addresses we listen
   // on (not the wildcard) and the node addresses the operator gave.
   delivery.self_names.push_back(to_lower_ascii(opts->hostname));
@@ -180,6 +181,7 @@ int run(int argc, char** argv) {
     wc.security = opts->security;
     wc.shutdown_grace = std::chrono::seconds(opts->shutdown_grace);
     wc.tracking_log_dir = opts->tracking_log_dir;
+    wc.log_max_age_days = opts->log_max_age;
     workers.push_back(std::make_unique<engine::Worker>(std::move(wc)));
     if (auto st = workers.back()->start(); !st) {
       log::error("worker {}: {}", w, st.error().message());

@@ -81,6 +81,11 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
   app.add_option("--tracking-log-dir", o.tracking_log_dir,
                  "directory (created if missing) for the message-tracking log: a JSON line per receive, deliver, "
                  "defer, bounce, expiry, removal and DSN (default: none)");
+  app.add_option("--log-max-age", o.log_max_age,
+                 "days of tracking and protocol log files kept; older ones are removed when a new day begins "
+                 "(0 = keep all)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 36500u));
   app.add_option("--node", o.node_name, "this node's name, matched against connectors' `nodes` (default: --hostname)");
   app.add_option("--node-address", o.node_addresses,
                  "an egress IP of this node, repeatable; connectors whose source_addresses include it win cost ties");

@@ -23,6 +23,7 @@ struct DaemonOptions {
   std::string config_file;               // connector file (TOML); empty = none (mail is held)
   std::string protocol_log_dir;          // outbound protocol log of connectors with protocol_log = true
   std::string tracking_log_dir;          // message-tracking log (JSON lines); empty = none
+  unsigned log_max_age = 30;             // days of tracking and protocol log files kept; 0 = all
   std::string node_name;                 // this node's name for connectors' `nodes` (default: hostname)
   std::vector<std::string> node_addresses;  // this node's egress IPs, for the locality tie-break
   unsigned workers = 0;                  // 0 = one per core

@@ -146,7 +146,9 @@ void Delivery::attach_writer(queue::SpoolWriter& writer, std::function<void(queu
 
 ProtocolLog* Delivery::protocol_log() {
   if (shared_.protocol_log_dir.empty()) return nullptr;
-  if (!protocol_log_) protocol_log_ = std::make_unique<ProtocolLog>(&loop_, shared_.protocol_log_dir, id_);
+  if (!protocol_log_)
+    protocol_log_ = std::make_unique<ProtocolLog>(&loop_, shared_.protocol_log_dir, id_, SystemClock::instance(),
+                                                  shared_.log_max_age_days);
   return protocol_log_.get();
 }
 

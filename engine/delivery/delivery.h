@@ -75,6 +75,7 @@ struct DeliveryShared {
   std::vector<std::string> self_names;           // our host names, lower case (MX loop guard)
   std::vector<SocketAddress> self_addresses;     // our addresses, port ignored (MX loop guard)
   std::string protocol_log_dir;                  // --protocol-log-dir; empty: no protocol log
+  unsigned log_max_age_days = 30;                // --log-max-age: protocol log files kept this many days
   std::mutex unreachable_mutex;                  // guards unreachable_queue
   std::vector<UnreachableEntry> unreachable_queue;  // see UnreachableEntry
 };

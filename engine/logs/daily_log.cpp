@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -24,13 +26,14 @@ constexpr std::chrono::milliseconds kFlushAfter{100};       // the longest a lin
 }  // namespace
 
 DailyLog::DailyLog(Loop* loop, std::string dir, std::string prefix, unsigned worker, std::string header,
-                   const Clock& clock)
+                   const Clock& clock, unsigned max_age_days)
     : loop_(loop),
       dir_(std::move(dir)),
       prefix_(std::move(prefix)),
       worker_(worker),
       header_(std::move(header)),
-      clock_(clock) {}
+      clock_(clock),
+      max_age_days_(max_age_days) {}
 
 DailyLog::~DailyLog() {
   flush();
@@ -93,9 +96,50 @@ bool DailyLog::open_for(int day) {
     return false;
   }
   day_ = day;
+  if (max_age_days_ > 0) remove_old_files(day);
   struct stat st {};
   if (!header_.empty() && ::fstat(fd_, &st) == 0 && st.st_size == 0) buf_.insert(0, header_ + "\n");
   return true;
+}
+
+namespace {
+
+// YYYYMMDD → days since 1970-01-01 (proleptic Gregorian); -1 when it is not a date.
+int64_t days_from_civil(int ymd) {
+  int y = ymd / 10000, m = ymd / 100 % 100, d = ymd % 100;
+  if (m < 1 || m > 12 || d < 1 || d > 31) return -1;
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+}  // namespace
+
+// Runs once per day per writer (when the day's file is opened), so a directory scan is fine here.
+void DailyLog::remove_old_files(int today) {
+  DIR* d = ::opendir(dir_.c_str());
+  if (d == nullptr) return;
+  const int64_t oldest = days_from_civil(today) - static_cast<int64_t>(max_age_days_);
+  const std::string suffix = fmt::format("-w{}.log", worker_);
+  const std::string head = prefix_ + "-";
+  size_t removed = 0;
+  while (const dirent* e = ::readdir(d)) {
+    std::string_view name(e->d_name);
+    // Exactly <prefix>-YYYYMMDD-w<worker>.log
+    if (name.size() != head.size() + 8 + suffix.size() || name.substr(0, head.size()) != head ||
+        name.substr(name.size() - suffix.size()) != suffix)
+      continue;
+    std::string_view digits = name.substr(head.size(), 8);
+    if (digits.find_first_not_of("0123456789") != std::string_view::npos) continue;
+    const int64_t day = days_from_civil(std::stoi(std::string(digits)));
+    if (day < 0 || day >= oldest) continue;
+    if (::unlinkat(::dirfd(d), e->d_name, 0) == 0) ++removed;
+  }
+  ::closedir(d);
+  if (removed > 0) log::info("log {}: removed {} file(s) older than {} days", dir_, removed, max_age_days_);
 }
 
 void DailyLog::flush() {

@@ -6,7 +6,9 @@
 // busy relay makes a few dozen writes a second, not one per event. A line goes to the file of the
 // UTC day it was made in. A failed open or write is reported once in the daemon log
 // and those lines are dropped — a log never holds up mail — and writing resumes when it can.
-// Files are never deleted by ringmail (cron: `find DIR -name '<prefix>-*' -mtime +30 -delete`).
+// Retention: when a writer opens a new day's file it deletes its own files (same prefix and worker)
+// of days more than `max_age_days` before it (Exchange keeps 30 days of tracking logs by default;
+// 0 keeps everything). Other files in the directory are never touched.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +28,7 @@ class DailyLog {
   // loop: whose timer flushes (null: the owner calls flush()). `header`, if not
   // empty, is written as the first line of every new file. Nothing is opened before the first line.
   DailyLog(Loop* loop, std::string dir, std::string prefix, unsigned worker, std::string header = {},
-           const Clock& clock = SystemClock::instance());
+           const Clock& clock = SystemClock::instance(), unsigned max_age_days = 0);
   ~DailyLog();  // flushes
   DailyLog(const DailyLog&) = delete;
   DailyLog& operator=(const DailyLog&) = delete;
@@ -41,6 +43,7 @@ class DailyLog {
  private:
   std::string path_for_day(int day) const;  // day = YYYYMMDD (UTC)
   bool open_for(int day);
+  void remove_old_files(int today);
   void on_flush_timer() { flush(); }
 
   Loop* loop_;
@@ -49,6 +52,7 @@ class DailyLog {
   unsigned worker_;
   std::string header_;
   const Clock& clock_;
+  unsigned max_age_days_;       // 0: keep every file
   int fd_ = -1;                 // the open file, -1 before the first line or after a failure
   int day_ = 0;                 // YYYYMMDD of fd_
   int64_t stamp_second_ = INT64_MIN;  // the second stamp_ holds

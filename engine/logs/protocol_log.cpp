@@ -20,12 +20,12 @@ void append_log_escaped(std::string& out, std::string_view text) {
   }
 }
 
-ProtocolLog::ProtocolLog(Loop* loop, std::string dir, unsigned worker, const Clock& clock)
+ProtocolLog::ProtocolLog(Loop* loop, std::string dir, unsigned worker, const Clock& clock, unsigned max_age_days)
     : file_(loop, std::move(dir), "send", worker,
             fmt::format("# ringmail outbound protocol log, worker {}. Tab-separated: time session connector remote "
                         "event text; events: + connected, > sent, < received, * note, - closed",
                         worker),
-            clock) {}
+            clock, max_age_days) {}
 
 void ProtocolLog::write(std::string_view session, std::string_view connector, std::string_view remote, char event,
                         std::string_view text) {

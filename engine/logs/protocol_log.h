@@ -19,7 +19,9 @@ namespace ringmail::engine {
 class ProtocolLog {
  public:
   // loop: whose timer writes buffered lines within 100 ms (null: flush(), 64 KiB or the destructor).
-  ProtocolLog(Loop* loop, std::string dir, unsigned worker, const Clock& clock = SystemClock::instance());
+  // max_age_days: older files of this worker are removed when a new day begins (0: kept).
+  ProtocolLog(Loop* loop, std::string dir, unsigned worker, const Clock& clock = SystemClock::instance(),
+              unsigned max_age_days = 0);
 
   void write(std::string_view session, std::string_view connector, std::string_view remote, char event,
              std::string_view text);

@@ -10,8 +10,8 @@
 
 namespace ringmail::engine {
 
-TrackingLog::TrackingLog(Loop* loop, std::string dir, unsigned worker, const Clock& clock)
-    : file_(loop, std::move(dir), "tracking", worker, {}, clock) {}
+TrackingLog::TrackingLog(Loop* loop, std::string dir, unsigned worker, const Clock& clock, unsigned max_age_days)
+    : file_(loop, std::move(dir), "tracking", worker, {}, clock, max_age_days) {}
 
 std::string& TrackingLog::begin(std::string_view event, queue::QueueId id) {
   std::string_view stamp;

@@ -30,7 +30,9 @@ namespace ringmail::engine {
 
 class TrackingLog {
  public:
-  TrackingLog(Loop* loop, std::string dir, unsigned worker, const Clock& clock = SystemClock::instance());
+  // max_age_days: older files of this worker are removed when a new day begins (0: kept).
+  TrackingLog(Loop* loop, std::string dir, unsigned worker, const Clock& clock = SystemClock::instance(),
+              unsigned max_age_days = 0);
 
   void receive(const queue::StoredEnvelope& env, uint64_t size, std::string_view message_id = {});
   void deliver(queue::QueueId id, std::string_view rcpt, std::string_view connector, std::string_view remote,

@@ -77,7 +77,8 @@ void Worker::thread_main() {
     });
   }
   if (!config_.tracking_log_dir.empty())
-    tracking_ = std::make_unique<TrackingLog>(loop_.get(), config_.tracking_log_dir, config_.id);
+    tracking_ = std::make_unique<TrackingLog>(loop_.get(), config_.tracking_log_dir, config_.id, SystemClock::instance(),
+                                              config_.log_max_age_days);
   if (config_.delivery) {
     delivery_ = std::make_unique<Delivery>(config_.id, *loop_, *file_io_, *config_.delivery);
     delivery_->set_tracking_log(tracking_.get());

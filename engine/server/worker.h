@@ -42,6 +42,7 @@ struct WorkerConfig {
   LoopOptions loop;                             // ring sizes
   std::shared_ptr<const ListenerSecurity> security;  // STARTTLS / --require-tls / AUTH; null = plain SMTP only
   std::string tracking_log_dir;                 // --tracking-log-dir; empty = no tracking log
+  unsigned log_max_age_days = 30;               // --log-max-age: tracking log files kept this many days
 };
 
 class Worker final : private Acceptor::Handler {

@@ -1,7 +1,8 @@
 """The message-tracking log (--tracking-log-dir): every line is a JSON object, and a message's life
 can be followed by its queue id — received from swaks, delivered to aiosmtpd, a refused recipient
 bounced with its DSN (itself a message, received and delivered), deferrals with their retry
-time, expiry and its DSN, removal by the administrator. Without the flag nothing is written."""
+time, expiry and its DSN, removal by the administrator; files past --log-max-age are removed.
+Without the flag nothing is written."""
 import glob
 import json
 import os
@@ -116,6 +117,23 @@ class TrackingLogTest(DaemonTestCase):
         self.assertEqual(mine[2]["to"], ["gone@example.com"])
         self.assertTrue(mine[2]["queue"])
         self.assertIs(mine[2]["dsn"], True)
+
+    def test_files_older_than_log_max_age_are_removed(self):
+        log_dir = os.path.join(self.tmp, "tracking")
+        os.makedirs(log_dir)
+        for name in ("tracking-20200101-w0.log", "tracking-20200101-w7.log", "notes.txt"):
+            with open(os.path.join(log_dir, name), "w") as f:
+                f.write("{}\n")
+        d = self.start_daemon("--hold", "--workers", "1", "--tracking-log-dir", log_dir, "--log-max-age", "30")
+        rc, out = swaks(d.port, "--from", "s@example.org", "--to", "a@example.com")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(d.stop(), 0)
+        left = sorted(os.listdir(log_dir))
+        self.assertNotIn("tracking-20200101-w0.log", left)  # this worker's, older than 30 days
+        self.assertIn("tracking-20200101-w7.log", left)  # not a worker of this daemon: not ours to remove
+        self.assertIn("notes.txt", left)
+        self.assertEqual(len([n for n in left if re.fullmatch(r"tracking-20\d{6}-w0\.log", n)]), 1, left)
+        self.assertRegex(d.read_log(), r"removed 1 file\(s\) older than 30 days")
 
     def test_nothing_without_the_flag(self):
         d = self.start_daemon("--hold")

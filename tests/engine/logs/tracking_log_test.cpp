@@ -59,5 +59,37 @@ TEST(TrackingLog, OneJsonLinePerEvent) {
   fs::remove_all(dir);
 }
 
+// Retention: opening a new day's file removes this writer's files of days beyond max_age_days and
+// nothing else (other workers' files, other prefixes, odd names, files within the age).
+TEST(TrackingLog, OldFilesOfThisWriterAreRemovedWhenADayBegins) {
+  char tmpl[] = "/tmp/ringmail-track-XXXXXX";
+  const fs::path dir = ::mkdtemp(tmpl);
+  const std::vector<std::string> old_mine{"tracking-20261027-w2.log", "tracking-20250101-w2.log"};
+  const std::vector<std::string> kept{"tracking-20261029-w2.log",  // 30 days before the 28th of November
+                                      "tracking-20261027-w1.log",  // another worker's
+                                      "send-20261027-w2.log",      // the protocol log's
+                                      "tracking-2026102-w2.log",   // not a date
+                                      "tracking-20261027-w2.log.gz", "notes.txt"};
+  for (const auto& n : old_mine) std::ofstream(dir / n) << "x\n";
+  for (const auto& n : kept) std::ofstream(dir / n) << "x\n";
+  ManualClock clock;
+  clock.set_wall(WallTime(duration_cast<WallTime::duration>(milliseconds(1795910399250))));  // 2026-11-28
+  {
+    TrackingLog log(nullptr, dir.string(), 2, clock, 30);
+    queue::StoredEnvelope env;
+    log.receive(env, 1);
+  }
+  for (const auto& n : old_mine) EXPECT_FALSE(fs::exists(dir / n)) << n;
+  for (const auto& n : kept) EXPECT_TRUE(fs::exists(dir / n)) << n;
+  EXPECT_TRUE(fs::exists(dir / "tracking-20261128-w2.log"));
+  {
+    TrackingLog keep_all(nullptr, dir.string(), 1, clock, 0);  // 0: nothing removed
+    queue::StoredEnvelope env;
+    keep_all.receive(env, 1);
+  }
+  EXPECT_TRUE(fs::exists(dir / "tracking-20261027-w1.log"));
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace ringmail::engine
