@@ -79,8 +79,8 @@ Result<DaemonOptions> parse_daemon_options(int argc, char** argv, bool* should_e
   app.add_option("--protocol-log-dir", o.protocol_log_dir,
                  "directory (created if missing) for the SMTP protocol log of connectors with protocol_log = true");
   app.add_option("--tracking-log-dir", o.tracking_log_dir,
-                 "directory (created if missing) for the message-tracking log: a JSON line per receive, deliver, "
-                 "defer, bounce, expiry, removal and DSN (default: none)");
+                 "directory (created if missing) for the message-tracking log: a JSON line per receive, reject, "
+                 "deliver, defer, bounce, expiry, removal and DSN (default: none)");
   app.add_option("--log-max-age", o.log_max_age,
                  "days of tracking and protocol log files kept; older ones are removed when a new day begins "
                  "(0 = keep all)")

@@ -17,7 +17,7 @@ std::string& TrackingLog::begin(std::string_view event, queue::QueueId id) {
   std::string_view stamp;
   std::string& line = file_.begin_line(&stamp);
   fmt::format_to(std::back_inserter(line), R"({{"time":"{}","event":"{}","id":"{}")", stamp, event,
-                 queue::format_queue_id(id));
+                 id == 0 ? std::string() : queue::format_queue_id(id));
   return line;
 }
 
@@ -102,6 +102,16 @@ void TrackingLog::remove(queue::QueueId id, const std::vector<std::string_view>&
   list(line, "to", rcpts);
   field(line, "queue", queue);
   line += with_dsn ? R"(,"dsn":true)" : R"(,"dsn":false)";
+  end(line);
+}
+
+void TrackingLog::reject(queue::QueueId id, std::string_view client, std::string_view command,
+                         std::string_view argument, std::string_view reply) {
+  std::string& line = begin("reject", id);
+  field(line, "client", client);
+  field(line, "command", command);
+  field(line, "argument", argument);
+  field(line, "reply", reply);
   end(line);
 }
 

@@ -13,6 +13,8 @@
 //   defer    to [recipients], connector, remote, attempt, retry_in (seconds), reason
 //   expire   to [recipients], reason — failed after --message-expiration; a DSN follows
 //   remove   to [recipients], queue, dsn (true/false) — failed by the administrator
+//   reject   client, command (MAIL, RCPT, DATA), argument, reply — the listener refused it; id is
+//            the transaction's queue id, "" for a refused MAIL (Postfix's "NOQUEUE: reject")
 //   dsn      kind (failure, delay, relayed), to (the original sender), recipients (count)
 // Strings are JSON-escaped and always valid UTF-8 (json_quote). A DSN is itself a message: its
 // receive event has from "" and client "DSN for <id>".
@@ -44,6 +46,9 @@ class TrackingLog {
   void expire(queue::QueueId id, const std::vector<std::string_view>& rcpts, std::string_view reason);
   void remove(queue::QueueId id, const std::vector<std::string_view>& rcpts, std::string_view queue, bool with_dsn);
   void dsn(queue::QueueId id, std::string_view kind, std::string_view to, size_t recipients);
+  // id 0: no transaction (a refused MAIL).
+  void reject(queue::QueueId id, std::string_view client, std::string_view command, std::string_view argument,
+              std::string_view reply);
 
   void flush() { file_.flush(); }
   std::string path_for(WallTime wall) const { return file_.path_for(wall); }

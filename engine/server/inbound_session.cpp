@@ -180,6 +180,13 @@ void InboundSession::shutdown() {
   if (!busy()) act(session_.on_shutdown(out_));
 }
 
+void InboundSession::on_reject(std::string_view command, std::string_view argument, std::string_view reply) {
+  TrackingLog* t = worker_.tracking();
+  if (t == nullptr) return;
+  t->reject(command == "MAIL" ? 0 : current_id_, peer_.remote.to_string() + " " + session_.envelope().helo, command,
+            argument, reply);
+}
+
 std::string InboundSession::new_queue_id() {
   current_id_ = worker_.writer().next_id();
   return queue::format_queue_id(current_id_);

@@ -47,6 +47,7 @@ class InboundSession final : public TcpConnection::Handler,
   void on_tls_failed(tls::FailureKind kind, std::string_view text) override;
   // smtp::ServerHooks
   std::string new_queue_id() override;
+  void on_reject(std::string_view command, std::string_view argument, std::string_view reply) override;
   WallTime now() override;
   bool verify_credentials(std::string_view user, std::string_view password) override;
   // queue::CommitCallback

@@ -74,7 +74,7 @@ class Worker final : private Acceptor::Handler {
   // Hands a freshly committed message to delivery (routes it with this worker's snapshot).
   // message_id: the message's Message-ID header, for the tracking log (empty when not known).
   void message_committed(queue::MessageRef msg, std::string_view message_id = {});
-  bool tracking() const { return tracking_ != nullptr; }  // a tracking log is written
+  TrackingLog* tracking() const { return tracking_.get(); }  // null without a tracking log
   void session_finished(InboundSession* s);
 
   struct Counters {

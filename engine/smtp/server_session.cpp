@@ -236,7 +236,11 @@ size_t ServerSession::process(std::string_view input, std::string& out) {
   while (pos < input.size()) {
     if (state_ == State::kData) {
       pos += decoder_.feed(input.substr(pos), message_);
-      if (decoder_.done()) finish_data(out);
+      if (decoder_.done()) {
+        const size_t mark = out.size();
+        finish_data(out);
+        report_reject("DATA", {}, out, mark);
+      }
       continue;
     }
     if (state_ == State::kCommitWait || state_ == State::kClosed || state_ == State::kTlsHandshake) break;
@@ -280,7 +284,17 @@ void ServerSession::handle_line(std::string_view line, std::string& out) {
   if (cr) return reply_error(out, "500 5.5.2 Error: bare <CR> in command");
   if (in_auth_exchange()) return auth_response(line, out);
   CommandLine cmd = split_command(line);
+  const size_t mark = out.size();
   (this->*handler_for(static_cast<uint8_t>(cmd.verb)))(cmd.argument, out);
+  if (cmd.verb == Verb::kMail) report_reject("MAIL", cmd.argument, out, mark);
+  if (cmd.verb == Verb::kRcpt) report_reject("RCPT", cmd.argument, out, mark);
+}
+
+void ServerSession::report_reject(std::string_view command, std::string_view argument, const std::string& out,
+                                  size_t mark) {
+  if (out.size() <= mark || (out[mark] != '4' && out[mark] != '5')) return;
+  std::string_view reply = std::string_view(out).substr(mark);
+  hooks_.on_reject(command, argument, reply.substr(0, reply.find("\r\n")));
 }
 
 void ServerSession::reply(std::string& out, std::string_view line) { append_reply(out, line); }

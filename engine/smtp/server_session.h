@@ -82,6 +82,15 @@ class ServerHooks {
     (void)password;
     return false;
   }
+  // A transaction command was refused (4xx/5xx to MAIL or RCPT, or to the message at its final
+  // dot): `command` is "MAIL", "RCPT" or "DATA", `argument` the command's argument as the client sent
+  // it (empty for DATA), `reply` the first reply line without CRLF. For the tracking log (Postfix's
+  // "NOQUEUE: reject" lines). The default ignores it.
+  virtual void on_reject(std::string_view command, std::string_view argument, std::string_view reply) {
+    (void)command;
+    (void)argument;
+    (void)reply;
+  }
 };
 
 enum class Action {
@@ -179,6 +188,8 @@ class ServerSession {
   void auth_abort();  // back to kReady, secrets wiped
 
   void reply(std::string& out, std::string_view line);
+  // Calls hooks_.on_reject when the reply appended to `out` since `mark` is a 4xx/5xx.
+  void report_reject(std::string_view command, std::string_view argument, const std::string& out, size_t mark);
   void reply_error(std::string& out, std::string_view line);  // reply + count_error
   void count_error(std::string& out);  // counts a 5xx reply already written; 421 at the limit
   void close_with(std::string& out, std::string_view code_and_status, std::string_view text);

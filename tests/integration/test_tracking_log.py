@@ -10,7 +10,7 @@ import re
 import subprocess
 import unittest
 
-from harness import DaemonTestCase, binary, free_port, swaks, wait_for
+from harness import DaemonTestCase, SmtpConversation, binary, free_port, swaks, wait_for
 from sinks import AiosmtpdSink, write_connectors
 
 
@@ -134,6 +134,31 @@ class TrackingLogTest(DaemonTestCase):
         self.assertIn("notes.txt", left)
         self.assertEqual(len([n for n in left if re.fullmatch(r"tracking-20\d{6}-w0\.log", n)]), 1, left)
         self.assertRegex(d.read_log(), r"removed 1 file\(s\) older than 30 days")
+
+    def test_refused_commands_are_logged_as_rejects(self):
+        log_dir = os.path.join(self.tmp, "tracking")
+        d = self.start_daemon("--hold", "--relay-networks", "127.0.0.1/32", "--max-message-size", "10000",
+                              "--tracking-log-dir", log_dir)
+        # An outside client (127.0.0.2 is not a relay network here): relaying refused.
+        rc, out = swaks(d.port, "--from", "s@example.org", "--to", "r@example.com", "--local-interface", "127.0.0.2")
+        self.assertNotEqual(rc, 0, out)
+        # A relay client announcing a message over the size limit.
+        c = SmtpConversation(d.port)
+        self.assertTrue(c.read_reply().startswith("220"))
+        c.cmd("EHLO client.test")
+        self.assertTrue(c.cmd("MAIL FROM:<big@example.org> SIZE=20000").startswith("552"))
+        c.cmd("QUIT")
+        c.close()
+        self.assertEqual(d.stop(), 0)
+        rejects = [e for e in events(log_dir) if e["event"] == "reject"]
+        self.assertEqual([(e["command"], e["reply"][:9]) for e in rejects],
+                         [("RCPT", "554 5.7.1"), ("MAIL", "552 5.3.4")], rejects)
+        relay = rejects[0]
+        self.assertRegex(relay["client"], r"^127\.0\.0\.2:\d+ ")
+        self.assertEqual(relay["argument"], "TO:<r@example.com>")
+        self.assertRegex(relay["id"], r"^[0-9A-F]{16}$")  # the transaction's queue id (MAIL was accepted)
+        self.assertIn("Relay access denied", relay["reply"])
+        self.assertEqual((rejects[1]["id"], rejects[1]["argument"]), ("", "FROM:<big@example.org> SIZE=20000"))
 
     def test_nothing_without_the_flag(self):
         d = self.start_daemon("--hold")

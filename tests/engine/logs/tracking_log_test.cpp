@@ -43,6 +43,7 @@ TEST(TrackingLog, OneJsonLinePerEvent) {
     log.expire(env.id, {"e@example.com"}, "timeout");
     log.remove(env.id, {"f@example.com"}, "smtp:example.com", true);
     log.dsn(env.id, "failure", "s@example.org", 2);
+    log.reject(0, "192.0.2.7:4000 x", "MAIL", "FROM:<a@b> SIZE=99", "552 5.3.4 Message size exceeds fixed limit");
   }
   const auto lines = lines_of(dir / "tracking-20261128-w1.log");
   const std::string t = R"({"time":"2026-11-28T23:59:59.250Z",)";
@@ -54,6 +55,7 @@ TEST(TrackingLog, OneJsonLinePerEvent) {
       t + R"("event":"expire","id":"0123456789ABCDEF","to":["e@example.com"],"reason":"timeout"})",
       t + R"("event":"remove","id":"0123456789ABCDEF","to":["f@example.com"],"queue":"smtp:example.com","dsn":true})",
       t + R"("event":"dsn","id":"0123456789ABCDEF","kind":"failure","to":"s@example.org","recipients":2})",
+      t + R"("event":"reject","id":"","client":"192.0.2.7:4000 x","command":"MAIL","argument":"FROM:<a@b> SIZE=99","reply":"552 5.3.4 Message size exceeds fixed limit"})",
   };
   EXPECT_EQ(lines, want);
   fs::remove_all(dir);

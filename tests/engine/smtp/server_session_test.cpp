@@ -306,6 +306,40 @@ INSTANTIATE_TEST_SUITE_P(ServerSession, Transcript, ::testing::ValuesIn(transcri
 
 // RFC 3461: RET/ENVID on MAIL and NOTIFY/ORCPT on RCPT are accepted, decoded into the envelope and
 // checked (bad values and duplicates: 501; other keywords still 555).
+// Refused transaction commands reach ServerHooks::on_reject (the tracking log's reject events):
+// MAIL and RCPT with their argument, the message at its dot; accepted ones and other commands not.
+TEST(ServerSession, RefusedTransactionCommandsAreReported) {
+  struct Hooks final : ServerHooks {
+    std::string new_queue_id() override { return "Q1"; }
+    WallTime now() override { return kNow; }
+    void on_reject(std::string_view command, std::string_view argument, std::string_view reply) override {
+      rejects.push_back(fmt::format("{}|{}|{}", command, argument, reply));
+    }
+    std::vector<std::string> rejects;
+  } hooks;
+  ServerConfig config = test_config();
+  ServerSession outside(config, test_peer(false), hooks);
+  std::string out;
+  outside.start(out);
+  outside.on_input(L({"EHLO c.test", "MAIL FROM:<s@example.org> SIZE=99999", "MAIL FROM:<s@example.org>",
+                      "RCPT TO:<r@example.com>", "NOOP", "BOGUS"}),
+                   out);
+  const std::vector<std::string> want{
+      "MAIL|FROM:<s@example.org> SIZE=99999|552 5.3.4 Message size exceeds fixed limit",
+      "RCPT|TO:<r@example.com>|554 5.7.1 <r@example.com>: Relay access denied",
+  };
+  EXPECT_EQ(hooks.rejects, want);
+
+  hooks.rejects.clear();
+  ServerSession inside(config, test_peer(true), hooks);
+  out.clear();
+  inside.start(out);
+  inside.on_input(L({"EHLO c.test", "MAIL FROM:<s@example.org>", "RCPT TO:<r@example.com>", "DATA"}), out);
+  inside.on_input("Subject: x\r\n\r\nbare\nLF\r\n.\r\n", out);
+  ASSERT_EQ(hooks.rejects.size(), 1u) << out;
+  EXPECT_EQ(hooks.rejects[0], "DATA||550 5.6.11 Message contains bare CR or LF (SMTP smuggling defence)");
+}
+
 TEST(ServerSession, DsnParametersAreKeptInTheEnvelope) {
   ServerConfig config = test_config();
   FakeHooks hooks;
