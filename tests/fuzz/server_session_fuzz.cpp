@@ -6,7 +6,9 @@
 //     (no reply injection or 8-bit junk through echoed input);
 //   - a message is committed only for a relay client or an authenticated one (never an open relay),
 //     with 1..max_recipients recipients, no control octets in any address, and bounded size;
-//   - buffered input stays bounded.
+//   - buffered input stays bounded;
+//   - rejections reported to the hooks (tracking log) are MAIL, RCPT or DATA with a 4xx/5xx reply
+//     line that is also in the output, and are the same whole and chunked.
 //
 // Input: 1 byte of flags (relay client, TLS offered, TLS required, AUTH offered, small limits),
 // 1 byte saying which commits fail, 1 byte chunk seed, then the client's byte stream.
@@ -34,6 +36,13 @@ class Hooks final : public smtp::ServerHooks {
   bool verify_credentials(std::string_view user, std::string_view password) override {
     return user == "user" && password == "pass";
   }
+  void on_reject(std::string_view command, std::string_view argument, std::string_view reply) override {
+    FUZZ_CHECK(command == "MAIL" || command == "RCPT" || command == "DATA");
+    FUZZ_CHECK(reply.size() >= 4 && (reply[0] == '4' || reply[0] == '5'));
+    FUZZ_CHECK(reply.find('\r') == std::string_view::npos && reply.find('\n') == std::string_view::npos);
+    rejects.push_back(std::string(command) + "|" + std::string(argument) + "|" + std::string(reply));
+  }
+  std::vector<std::string> rejects;  // as reported, in order
 
  private:
   int ids_ = 0;
@@ -41,6 +50,7 @@ class Hooks final : public smtp::ServerHooks {
 
 struct Run {
   std::string output;
+  std::vector<std::string> rejects;  // Hooks::rejects
   std::vector<std::string> messages;
   bool closed = false;
   bool starttls = false;
@@ -106,6 +116,9 @@ Run run(const smtp::ServerConfig& config, const smtp::PeerInfo& peer, uint8_t fa
     if (a == smtp::Action::kClose) r.closed = true;
   }
   check_output(r.output);
+  for (const auto& rej : hooks.rejects)  // each reported reply line was sent
+    FUZZ_CHECK(r.output.find(rej.substr(rej.rfind('|') + 1) + "\r\n") != std::string::npos);
+  r.rejects = std::move(hooks.rejects);
   return r;
 }
 
@@ -147,6 +160,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(whole.output == chunked.output);
     FUZZ_CHECK(whole.messages == chunked.messages);
     FUZZ_CHECK(whole.closed == chunked.closed);
+    FUZZ_CHECK(whole.rejects == chunked.rejects);
   }
   return 0;
 }
