@@ -23,6 +23,15 @@ namespace {
 constexpr size_t kFlushAt = 64 * 1024;                    // buffered bytes that are written at once
 constexpr std::chrono::milliseconds kFlushAfter{100};       // the longest a line waits
 
+int ymd_of(const std::tm& tm) { return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday; }
+
+// The UTC day (YYYYMMDD) of `secs`.
+int ymd_at(std::time_t secs) {
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return ymd_of(tm);
+}
+
 }  // namespace
 
 DailyLog::DailyLog(Loop* loop, std::string dir, std::string prefix, unsigned worker, std::string header,
@@ -45,10 +54,7 @@ std::string DailyLog::path_for_day(int day) const {
 }
 
 std::string DailyLog::path_for(WallTime wall) const {
-  std::time_t secs = std::chrono::system_clock::to_time_t(wall);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return path_for_day((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday);
+  return path_for_day(ymd_at(std::chrono::system_clock::to_time_t(wall)));
 }
 
 std::string& DailyLog::begin_line(std::string_view* stamp) {
@@ -60,7 +66,7 @@ std::string& DailyLog::begin_line(std::string_view* stamp) {
     std::time_t secs = static_cast<std::time_t>(second);
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    stamp_day_ = (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+    stamp_day_ = ymd_of(tm);
     stamp_.clear();
     fmt::format_to(std::back_inserter(stamp_), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z", tm.tm_year + 1900,
                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
@@ -102,27 +108,16 @@ bool DailyLog::open_for(int day) {
   return true;
 }
 
-namespace {
-
-// YYYYMMDD → days since 1970-01-01 (proleptic Gregorian); -1 when it is not a date.
-int64_t days_from_civil(int ymd) {
-  int y = ymd / 10000, m = ymd / 100 % 100, d = ymd % 100;
-  if (m < 1 || m > 12 || d < 1 || d > 31) return -1;
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-}  // namespace
-
 // Runs once per day per writer (when the day's file is opened), so a directory scan is fine here.
 void DailyLog::remove_old_files(int today) {
   DIR* d = ::opendir(dir_.c_str());
   if (d == nullptr) return;
-  const int64_t oldest = days_from_civil(today) - static_cast<int64_t>(max_age_days_);
+  // The oldest day kept, as YYYYMMDD: numeric order is date order, so names compare as numbers.
+  std::tm midnight{};
+  midnight.tm_year = today / 10000 - 1900;
+  midnight.tm_mon = today / 100 % 100 - 1;
+  midnight.tm_mday = today % 100;
+  const int oldest = ymd_at(timegm(&midnight) - static_cast<std::time_t>(max_age_days_) * 86400);
   const std::string suffix = fmt::format("-w{}.log", worker_);
   const std::string head = prefix_ + "-";
   size_t removed = 0;
@@ -134,8 +129,7 @@ void DailyLog::remove_old_files(int today) {
       continue;
     std::string_view digits = name.substr(head.size(), 8);
     if (digits.find_first_not_of("0123456789") != std::string_view::npos) continue;
-    const int64_t day = days_from_civil(std::stoi(std::string(digits)));
-    if (day < 0 || day >= oldest) continue;
+    if (std::stoi(std::string(digits)) >= oldest) continue;
     if (::unlinkat(::dirfd(d), e->d_name, 0) == 0) ++removed;
   }
   ::closedir(d);
