@@ -271,9 +271,7 @@ void ClientSession::enter_helo(std::string& out) {
 }
 
 void ClientSession::enter_starttls(std::string& out) {
-  const size_t from = out.size();
-  out += "STARTTLS\r\n";
-  sent(out, from);
+  command(out, "STARTTLS");
   state_ = State::kStartTls;
 }
 
@@ -282,9 +280,7 @@ void ClientSession::enter_auth(std::string& out) {
   auth_login_ = mech == "LOGIN";
   auth_step_ = 0;
   if (auth_login_) {
-    const size_t from = out.size();
-    out += "AUTH LOGIN\r\n";
-    sent(out, from);
+    command(out, "AUTH LOGIN");
   } else {
     append_auth_plain(config_.auth, out);
     sent_secret("AUTH PLAIN ****");
@@ -337,9 +333,7 @@ void ClientSession::enter_mail(std::string& out) {
     // RFC 2920 §3.1: MAIL and RCPT may be grouped; DATA must be the last command of the group. The
     // replies come back in order and are matched by count (on_mail_reply, on_rcpt_reply, on_data_reply).
     for (size_t i = 0; i < rcpt_count_; ++i) send_rcpt(i, out);
-    const size_t data_from = out.size();
-    out += "DATA\r\n";
-    sent(out, data_from);
+    command(out, "DATA");
   }
 }
 
@@ -356,9 +350,7 @@ void ClientSession::send_rcpt(size_t index, std::string& out) {
 }
 
 void ClientSession::enter_data(std::string& out) {
-  const size_t from = out.size();
-  out += "DATA\r\n";
-  sent(out, from);
+  command(out, "DATA");
   state_ = State::kData;
 }
 
@@ -373,16 +365,12 @@ void ClientSession::enter_body(std::string& out) {
 }
 
 void ClientSession::enter_rset(std::string& out) {
-  const size_t from = out.size();
-  out += "RSET\r\n";
-  sent(out, from);
+  command(out, "RSET");
   state_ = State::kRset;
 }
 
 void ClientSession::enter_quit(std::string& out) {
-  const size_t from = out.size();
-  out += "QUIT\r\n";
-  sent(out, from);
+  command(out, "QUIT");
   state_ = State::kQuit;
 }
 
@@ -469,6 +457,12 @@ void ClientSession::sent(const std::string& out, size_t from) {
   }
 }
 
+void ClientSession::command(std::string& out, std::string_view line) {
+  out.append(line);
+  out += "\r\n";
+  if (config_.transcript) hooks_.on_transcript(TranscriptKind::kSent, line);
+}
+
 void ClientSession::sent_secret(std::string_view shown) {
   if (config_.transcript) hooks_.on_transcript(TranscriptKind::kSent, shown);
 }
@@ -509,11 +503,7 @@ void ClientSession::end_transaction() {
 }
 
 void ClientSession::end_session(const DeliveryOutcome& why, bool quit, std::string& out) {
-  if (quit) {
-    const size_t from = out.size();
-    out += "QUIT\r\n";
-    sent(out, from);
-  }
+  if (quit) command(out, "QUIT");
   end_session_quietly(why);
 }
 
@@ -597,11 +587,7 @@ void ClientSession::on_auth_reply(const Reply& reply, std::string& out) {
   // A 334 we did not expect means the server wants another round: cancel it ("*", RFC 4954 §4)
   // rather than send anything else, and give up this host. The reply text of a refusal is the
   // server's; our credentials are never part of it.
-  if (reply.code == 334) {
-    const size_t from = out.size();
-    out += "*\r\n";
-    sent(out, from);
-  }
+  if (reply.code == 334) command(out, "*");
   end_session(auth_failure_outcome(ClientStage::kEhlo, fmt::format("AUTH {} refused: host said {} {}{}{}",
                                                                    auth_login_ ? "LOGIN" : "PLAIN", reply.code,
                                                                    reply.enhanced, reply.enhanced.empty() ? "" : " ",

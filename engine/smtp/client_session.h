@@ -188,6 +188,7 @@ class ClientSession {
   void process(std::string_view input, std::string& out);
   // Protocol log (config_.transcript): the command lines appended to `out` since `from`; a reply.
   void sent(const std::string& out, size_t from);
+  void command(std::string& out, std::string_view line);  // a fixed command line: appended and reported
   void sent_secret(std::string_view shown);
   void received(const Reply& reply);
   void data_sent();
